@@ -1,1 +1,32 @@
-//! placeholder
+//! `candor-shared`: everything two Candor devices and a relay must agree on, with no I/O.
+//!
+//! * [`entry`]: the signed, encrypted, hash-chained log entry and its byte layout.
+//! * [`payload`]: the versioned plaintext inside an entry (kinds, padding).
+//! * [`chain`]: pure verification of one author's log, entry by entry.
+//! * [`keys`]: device identities, the space key, safety numbers.
+//! * [`invite`]: the one-line invite and the membership proofs exchanged when pairing.
+//! * [`wire`]: request/response messages and their length-prefixed framing.
+//! * [`relay`]: the relay's request handling as a state machine over a storage trait.
+//! * [`sync`]: the client's sync state machine (push what the relay lacks, pull what we lack).
+//!
+//! Nothing in this crate reads a clock, touches the network or disk, or draws randomness: the
+//! caller passes times in milliseconds and random bytes in, so every function is deterministic and
+//! testable in memory.
+
+pub mod chain;
+pub mod entry;
+pub mod ids;
+pub mod invite;
+pub mod keys;
+pub mod payload;
+pub mod relay;
+pub mod sync;
+pub mod wire;
+
+pub use ids::{DeviceKey, EntryHash, SpaceId};
+
+/// Version byte written into every entry header and negotiated on the wire.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The QUIC ALPN protocol identifier spoken by relays and devices.
+pub const ALPN: &[u8] = b"candor/1";

@@ -1,0 +1,269 @@
+//! The plaintext inside an entry: a versioned, extensible payload, padded before encryption.
+//!
+//! Layout of the plaintext that gets sealed:
+//!
+//! ```text
+//! u32 BE body length | body | zero padding to a multiple of 256 bytes
+//! body = format version (1 byte, = 1) | postcard(Payload)
+//! ```
+//!
+//! A [`Payload`] is a kind code plus kind-specific bytes. A device that meets a kind code it does
+//! not know keeps the entry, verifies it, and lists it as "unknown kind" — it never drops it, so an
+//! older client survives a newer partner.
+
+use crate::EntryHash;
+use serde::{Deserialize, Serialize};
+
+/// Plaintexts are padded to a multiple of this many bytes so sizes leak only a coarse bucket.
+pub const PAD_BLOCK: usize = 256;
+/// Largest payload body accepted (before padding).
+pub const MAX_BODY: usize = 60 * 1024;
+/// Version byte at the start of every body.
+pub const BODY_FORMAT: u8 = 1;
+
+/// Errors decoding a plaintext.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PayloadError {
+    /// The padded plaintext is shorter than its own length prefix claims.
+    #[error("padded plaintext is malformed")]
+    BadPadding,
+    /// The body is larger than [`MAX_BODY`].
+    #[error("payload of {0} bytes exceeds the limit of {MAX_BODY}")]
+    TooLarge(usize),
+    /// The body's format version is not one this build reads.
+    #[error("payload format {0} is not supported by this version")]
+    UnknownFormat(u8),
+    /// The body does not decode.
+    #[error("payload does not decode: {0}")]
+    Decode(String),
+}
+
+/// Kind codes of payloads this version understands. Codes are never reused.
+pub mod kind {
+    /// Control: the first entry of every log, introducing its device to the partner.
+    pub const HELLO: u16 = 0x0001;
+    /// A free-form note in the transparency log.
+    pub const NOTE: u16 = 0x0010;
+    /// A check-in ("running late, home by 19:30").
+    pub const CHECKIN: u16 = 0x0011;
+    /// A disclosure shared before being asked.
+    pub const DISCLOSURE: u16 = 0x0012;
+    /// A plan.
+    pub const PLAN: u16 = 0x0013;
+}
+
+/// One decoded payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    /// What the content is; see [`kind`].
+    pub kind: u16,
+    /// Kind-specific postcard bytes.
+    pub content: Vec<u8>,
+}
+
+/// Content of a hello entry: how a device introduces itself inside the encrypted log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The name the person chose at `candor init`.
+    pub name: String,
+    /// The device's X25519 public key.
+    pub exchange: [u8; 32],
+}
+
+/// Content of text entries (note, check-in, disclosure, plan).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextContent {
+    /// The words.
+    pub text: String,
+    /// The entry this one corrects, if it is a correction.
+    pub replaces: Option<EntryHash>,
+    /// The original time (ms since the epoch) of an imported record, if it differs from the
+    /// entry's own time.
+    pub original_time_ms: Option<u64>,
+}
+
+/// A decoded, typed view of a payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// A device introducing itself.
+    Hello(Hello),
+    /// A text entry of the given kind code.
+    Text {
+        /// The kind code (one of the text kinds in [`kind`]).
+        kind: u16,
+        /// The text and its metadata.
+        text: TextContent,
+    },
+    /// A kind this version does not know: kept and verified, shown as unknown.
+    Unknown {
+        /// The unrecognised kind code.
+        kind: u16,
+    },
+}
+
+/// The lower-case name of a text kind code, as used on the command line and in JSON.
+pub fn text_kind_name(code: u16) -> Option<&'static str> {
+    match code {
+        kind::NOTE => Some("note"),
+        kind::CHECKIN => Some("checkin"),
+        kind::DISCLOSURE => Some("disclosure"),
+        kind::PLAN => Some("plan"),
+        _ => None,
+    }
+}
+
+/// The kind code of a text kind name.
+pub fn text_kind_code(name: &str) -> Option<u16> {
+    match name {
+        "note" => Some(kind::NOTE),
+        "checkin" => Some(kind::CHECKIN),
+        "disclosure" => Some(kind::DISCLOSURE),
+        "plan" => Some(kind::PLAN),
+        _ => None,
+    }
+}
+
+impl Payload {
+    /// A hello payload.
+    pub fn hello(hello: &Hello) -> Self {
+        Self::encode_content(kind::HELLO, hello)
+    }
+
+    /// A text payload of the given kind code.
+    pub fn text(kind: u16, text: &TextContent) -> Self {
+        Self::encode_content(kind, text)
+    }
+
+    fn encode_content<T: Serialize>(kind: u16, value: &T) -> Self {
+        Self {
+            kind,
+            // postcard only fails on writer errors, which a Vec never raises.
+            content: postcard::to_stdvec(value).unwrap_or_default(),
+        }
+    }
+
+    /// Interprets the content according to the kind code.
+    pub fn content(&self) -> Result<Content, PayloadError> {
+        let decode_err = |e: postcard::Error| PayloadError::Decode(e.to_string());
+        match self.kind {
+            kind::HELLO => Ok(Content::Hello(
+                postcard::from_bytes(&self.content).map_err(decode_err)?,
+            )),
+            code if text_kind_name(code).is_some() => Ok(Content::Text {
+                kind: code,
+                text: postcard::from_bytes(&self.content).map_err(decode_err)?,
+            }),
+            code => Ok(Content::Unknown { kind: code }),
+        }
+    }
+
+    /// Encodes and pads the payload into the plaintext that gets sealed.
+    pub fn to_padded(&self) -> Result<Vec<u8>, PayloadError> {
+        let mut body = vec![BODY_FORMAT];
+        body.extend(postcard::to_stdvec(self).map_err(|e| PayloadError::Decode(e.to_string()))?);
+        if body.len() > MAX_BODY {
+            return Err(PayloadError::TooLarge(body.len()));
+        }
+        Ok(pad(&body))
+    }
+
+    /// Decodes a padded plaintext produced by [`Payload::to_padded`].
+    pub fn from_padded(padded: &[u8]) -> Result<Self, PayloadError> {
+        let body = unpad(padded)?;
+        let (&format, rest) = body.split_first().ok_or(PayloadError::BadPadding)?;
+        if format != BODY_FORMAT {
+            return Err(PayloadError::UnknownFormat(format));
+        }
+        postcard::from_bytes(rest).map_err(|e| PayloadError::Decode(e.to_string()))
+    }
+}
+
+/// Prefixes `body` with its length and pads with zeros to a multiple of [`PAD_BLOCK`].
+pub fn pad(body: &[u8]) -> Vec<u8> {
+    let unpadded = 4 + body.len();
+    let padded = unpadded.div_ceil(PAD_BLOCK) * PAD_BLOCK;
+    let mut out = Vec::with_capacity(padded);
+    // MAX_BODY keeps lengths far below u32::MAX; saturate rather than panic if misused.
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(body);
+    out.resize(padded, 0);
+    out
+}
+
+/// Reverses [`pad`]: checks the length prefix, the block size, and that padding is all zeros.
+pub fn unpad(padded: &[u8]) -> Result<&[u8], PayloadError> {
+    if padded.len() < 4 || padded.len() % PAD_BLOCK != 0 {
+        return Err(PayloadError::BadPadding);
+    }
+    let (len_bytes, rest) = padded.split_at(4);
+    let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+    if len > rest.len() || len > MAX_BODY {
+        return Err(PayloadError::BadPadding);
+    }
+    let (body, padding) = rest.split_at(len);
+    if padding.len() >= PAD_BLOCK || padding.iter().any(|b| *b != 0) {
+        return Err(PayloadError::BadPadding);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn padding_hits_block_boundaries() {
+        assert_eq!(pad(&[]).len(), 256);
+        assert_eq!(pad(&[1; 252]).len(), 256);
+        assert_eq!(pad(&[1; 253]).len(), 512);
+        assert_eq!(unpad(&pad(b"abc")), Ok(&b"abc"[..]));
+    }
+
+    #[test]
+    fn nonzero_or_oversized_padding_is_rejected() {
+        let mut padded = pad(b"abc");
+        padded[200] = 1;
+        assert_eq!(unpad(&padded), Err(PayloadError::BadPadding));
+        let mut extra = pad(b"abc");
+        extra.extend([0u8; 256]);
+        assert_eq!(unpad(&extra), Err(PayloadError::BadPadding));
+    }
+
+    #[test]
+    fn unknown_kinds_decode_as_unknown() {
+        let payload = Payload {
+            kind: 0x7777,
+            content: vec![1, 2, 3],
+        };
+        let decoded = Payload::from_padded(&payload.to_padded().unwrap()).unwrap();
+        assert_eq!(decoded.content(), Ok(Content::Unknown { kind: 0x7777 }));
+    }
+
+    #[test]
+    fn text_kind_names_round_trip() {
+        for name in ["note", "checkin", "disclosure", "plan"] {
+            assert_eq!(text_kind_name(text_kind_code(name).unwrap()), Some(name));
+        }
+        assert_eq!(text_kind_code("journal"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn text_payload_round_trips(text in ".{0,600}", replaces in proptest::option::of(any::<[u8; 32]>()), t in proptest::option::of(any::<u64>())) {
+            let content = TextContent { text, replaces: replaces.map(EntryHash), original_time_ms: t };
+            let payload = Payload::text(kind::CHECKIN, &content);
+            let padded = payload.to_padded().unwrap();
+            prop_assert_eq!(padded.len() % PAD_BLOCK, 0);
+            let back = Payload::from_padded(&padded).unwrap();
+            prop_assert_eq!(back.content().unwrap(), Content::Text { kind: kind::CHECKIN, text: content });
+        }
+
+        #[test]
+        fn payload_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1200)) {
+            if let Ok(p) = Payload::from_padded(&bytes) {
+                let _ = p.content();
+            }
+        }
+    }
+}
