@@ -125,22 +125,34 @@ mod tests {
     fn classifies_next_gap_previous_and_held() {
         let space = SpaceId([1; 16]);
         let empty = LogHead::default();
-        assert_eq!(empty.classify(&space, &header(0, EntryHash::ZERO)), Ok(Fit::Next));
+        assert_eq!(
+            empty.classify(&space, &header(0, EntryHash::ZERO)),
+            Ok(Fit::Next)
+        );
         assert_eq!(
             empty.classify(&space, &header(0, EntryHash([9; 32]))),
             Err(ChainError::WrongPrevious { seq: 0 })
         );
         assert_eq!(
             empty.classify(&space, &header(1, EntryHash::ZERO)),
-            Err(ChainError::Gap { expected: 0, got: 1 })
+            Err(ChainError::Gap {
+                expected: 0,
+                got: 1
+            })
         );
         let one = empty.advanced(EntryHash([7; 32]));
-        assert_eq!(one.classify(&space, &header(1, EntryHash([7; 32]))), Ok(Fit::Next));
+        assert_eq!(
+            one.classify(&space, &header(1, EntryHash([7; 32]))),
+            Ok(Fit::Next)
+        );
         assert_eq!(
             one.classify(&space, &header(1, EntryHash([6; 32]))),
             Err(ChainError::WrongPrevious { seq: 1 })
         );
-        assert_eq!(one.classify(&space, &header(0, EntryHash::ZERO)), Ok(Fit::AlreadyHeld));
+        assert_eq!(
+            one.classify(&space, &header(0, EntryHash::ZERO)),
+            Ok(Fit::AlreadyHeld)
+        );
         assert!(matches!(
             one.classify(&SpaceId([2; 16]), &header(1, EntryHash([7; 32]))),
             Err(ChainError::WrongSpace { .. })

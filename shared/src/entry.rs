@@ -262,8 +262,8 @@ impl Entry {
             return Err(EntryError::WrongClass(draft.class));
         }
         let padded = zeroize::Zeroizing::new(payload.to_padded()?);
-        let ciphertext_len = u32::try_from(padded.len() + 16)
-            .map_err(|_| EntryError::TooLarge(padded.len()))?;
+        let ciphertext_len =
+            u32::try_from(padded.len() + 16).map_err(|_| EntryError::TooLarge(padded.len()))?;
         let mut header = Header {
             version: PROTOCOL_VERSION,
             class: draft.class,
@@ -408,7 +408,10 @@ mod tests {
                 let mut tampered = bytes.clone();
                 tampered[index] ^= 1 << bit;
                 let accepted = Entry::from_bytes(&tampered).and_then(|e| e.open(&key));
-                assert!(accepted.is_err(), "flip of bit {bit} at byte {index} was accepted");
+                assert!(
+                    accepted.is_err(),
+                    "flip of bit {bit} at byte {index} was accepted"
+                );
             }
         }
     }
@@ -416,7 +419,10 @@ mod tests {
     #[test]
     fn wrong_space_key_cannot_open() {
         let (_, _, entry) = sample();
-        assert_eq!(entry.open(&SpaceKey::from_bytes([9; 32])), Err(EntryError::Decrypt));
+        assert_eq!(
+            entry.open(&SpaceKey::from_bytes([9; 32])),
+            Err(EntryError::Decrypt)
+        );
     }
 
     #[test]
@@ -428,7 +434,10 @@ mod tests {
         let mut bytes = header.to_vec();
         bytes.extend_from_slice(&forged_sig);
         bytes.extend_from_slice(&entry.ciphertext);
-        assert!(matches!(Entry::from_bytes(&bytes), Err(EntryError::Signature(_))));
+        assert!(matches!(
+            Entry::from_bytes(&bytes),
+            Err(EntryError::Signature(_))
+        ));
         // Claiming Mallory as author makes the signature verify but the AEAD binds the author.
         header[18..50].copy_from_slice(&mallory.device_key().0);
         let sig = mallory.sign(ENTRY_SIGNATURE_PREFIX, &header);
@@ -436,14 +445,20 @@ mod tests {
         bytes.extend_from_slice(&sig);
         bytes.extend_from_slice(&entry.ciphertext);
         let forged = Entry::from_bytes(&bytes).unwrap();
-        assert_eq!(forged.open(&SpaceKey::from_bytes([3; 32])), Err(EntryError::Decrypt));
+        assert_eq!(
+            forged.open(&SpaceKey::from_bytes([3; 32])),
+            Err(EntryError::Decrypt)
+        );
     }
 
     #[test]
     fn truncated_and_oversized_inputs_are_rejected() {
         let (_, _, entry) = sample();
         let bytes = entry.to_bytes();
-        assert!(matches!(Entry::from_bytes(&bytes[..100]), Err(EntryError::Truncated(100))));
+        assert!(matches!(
+            Entry::from_bytes(&bytes[..100]),
+            Err(EntryError::Truncated(100))
+        ));
         assert_eq!(
             Entry::from_bytes(&bytes[..bytes.len() - 1]),
             Err(EntryError::LengthMismatch)

@@ -60,7 +60,9 @@ pub struct RelayFingerprint(pub [u8; 32]);
 
 /// Error parsing a fingerprint.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("a relay fingerprint is 64 hex characters (optionally prefixed \"sha256:\", colons allowed)")]
+#[error(
+    "a relay fingerprint is 64 hex characters (optionally prefixed \"sha256:\", colons allowed)"
+)]
 pub struct FingerprintParseError;
 
 impl RelayFingerprint {
@@ -278,7 +280,10 @@ mod tests {
     fn damaged_invites_get_precise_errors() {
         let line = invite().to_line();
         assert_eq!(Invite::parse("hello"), Err(InviteError::MissingPrefix));
-        assert_eq!(Invite::parse(&line[..line.len() - 3]), Err(InviteError::BadChecksum));
+        assert_eq!(
+            Invite::parse(&line[..line.len() - 3]),
+            Err(InviteError::BadChecksum)
+        );
         assert_eq!(
             Invite::parse(&format!("{INVITE_PREFIX}!!!")),
             Err(InviteError::BadEncoding)
@@ -300,7 +305,9 @@ mod tests {
         let secret = InviteSecret([2; 32]);
         let sealed = secret.seal_space_key(&space, &key, [5; 24]);
         assert_eq!(secret.open_space_key(&space, &sealed), Ok(key.clone()));
-        assert!(InviteSecret([3; 32]).open_space_key(&space, &sealed).is_err());
+        assert!(InviteSecret([3; 32])
+            .open_space_key(&space, &sealed)
+            .is_err());
         assert!(secret.open_space_key(&SpaceId([0; 16]), &sealed).is_err());
         assert!(token_matches(&secret.token(), &secret.verifier()));
         assert!(!token_matches(&secret.0, &secret.verifier()));
@@ -314,7 +321,12 @@ mod tests {
         let device = invite().creator;
         let proof = member_proof(&key, &space, &device);
         assert!(verify_member_proof(&key, &space, &device, &proof));
-        assert!(!verify_member_proof(&SpaceKey::from_bytes([8; 32]), &space, &device, &proof));
+        assert!(!verify_member_proof(
+            &SpaceKey::from_bytes([8; 32]),
+            &space,
+            &device,
+            &proof
+        ));
         let other = DevicePublic {
             exchange: [5; 32],
             ..device

@@ -194,7 +194,10 @@ mod tests {
     fn signatures_verify_only_with_matching_prefix_key_and_message() {
         let alice = device(1);
         let sig = alice.sign(b"p", b"hello");
-        assert_eq!(verify_signature(&alice.device_key(), b"p", b"hello", &sig), Ok(()));
+        assert_eq!(
+            verify_signature(&alice.device_key(), b"p", b"hello", &sig),
+            Ok(())
+        );
         assert!(verify_signature(&alice.device_key(), b"q", b"hello", &sig).is_err());
         assert!(verify_signature(&alice.device_key(), b"p", b"hellO", &sig).is_err());
         assert!(verify_signature(&device(2).device_key(), b"p", b"hello", &sig).is_err());
@@ -203,7 +206,10 @@ mod tests {
     #[test]
     fn key_agreement_is_symmetric() {
         let (a, b) = (device(1), device(2));
-        assert_eq!(*a.agree(&b.public().exchange), *b.agree(&a.public().exchange));
+        assert_eq!(
+            *a.agree(&b.public().exchange),
+            *b.agree(&a.public().exchange)
+        );
     }
 
     #[test]

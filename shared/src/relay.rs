@@ -1,1 +1,479 @@
-//! relay
+//! The relay's request handling, as a state machine over a storage trait.
+//!
+//! [`Relay::handle_request`] takes one decoded [`Request`] of an authenticated (or not yet
+//! authenticated) [`Session`] and returns a [`Handled`]: the response plus what the driver must do
+//! around it. The driver (tokio + quinn + sled in `candor-relay`, plain memory in tests) owns
+//! sockets, the clock, randomness and durability:
+//!
+//! * it passes a fresh random nonce with every request (used only by `Hello`);
+//! * when [`Handled::flush`] is set it must make the store durable *before* sending the response,
+//!   because the response acknowledges stored entries;
+//! * it then wakes subscribers of [`Handled::notify`] and, for [`Handled::subscribe`], keeps the
+//!   stream open for `Notify` frames.
+//!
+//! Invariants enforced here, whatever the store: a device reads and writes only spaces it is a
+//! member of; every stored entry verifies (signature, ciphertext hash) and extends its author's log
+//! by exactly one; a re-push of a held entry is a no-op; a different entry at a held seq is never
+//! stored in the log but kept as evidence.
+
+use crate::chain::{Fit, LogHead};
+use crate::entry::Entry;
+use crate::invite::token_matches;
+use crate::keys::{verify_signature, AUTH_SIGNATURE_PREFIX};
+use crate::wire::{
+    auth_message, ErrorCode, MemberCard, PagedEntry, PushOutcome, Request, Response,
+    MAX_PAGE_ENTRIES, MAX_PUSH_ENTRIES,
+};
+use crate::{DeviceKey, EntryHash, SpaceId, PROTOCOL_VERSION};
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+
+/// Most devices in one space: one per partner.
+pub const MAX_MEMBERS: usize = 2;
+
+/// What the relay keeps about a space besides its entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceRecord {
+    /// Member devices, creator first.
+    pub members: Vec<MemberCard>,
+    /// Verifier of the invite token (kept after use, to tell "used" from "wrong").
+    pub invite_verifier: [u8; 32],
+    /// The sealed space key, present until the invite is used.
+    pub sealed_space_key: Option<Vec<u8>>,
+}
+
+impl SpaceRecord {
+    fn is_member(&self, device: &DeviceKey) -> bool {
+        self.members.iter().any(|m| m.public.device == *device)
+    }
+}
+
+/// Storage the relay logic needs. Implementations must make [`RelayStore::append`] atomic (all
+/// of entry, index and head, or none) and must be durable once the driver has flushed them.
+pub trait RelayStore {
+    /// The store's error type.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The space's record, if the space exists.
+    fn space(&self, space: &SpaceId) -> Result<Option<SpaceRecord>, Self::Error>;
+    /// Creates or replaces the space's record (and indexes its members' spaces).
+    fn put_space(&self, space: &SpaceId, record: &SpaceRecord) -> Result<(), Self::Error>;
+    /// Spaces the device is a member of.
+    fn spaces_of(&self, device: &DeviceKey) -> Result<Vec<SpaceId>, Self::Error>;
+    /// Head of one author's log in a space (default when the author has no entries).
+    fn head(&self, space: &SpaceId, author: &DeviceKey) -> Result<LogHead, Self::Error>;
+    /// Heads of all logs in a space.
+    fn heads(&self, space: &SpaceId) -> Result<Vec<(DeviceKey, LogHead)>, Self::Error>;
+    /// Hash of the author's entry at `seq`, if held.
+    fn hash_at(
+        &self,
+        space: &SpaceId,
+        author: &DeviceKey,
+        seq: u64,
+    ) -> Result<Option<EntryHash>, Self::Error>;
+    /// Appends an entry that extends its author's log; returns its cursor (1, 2, …).
+    fn append(&self, space: &SpaceId, entry: &Entry, bytes: &[u8]) -> Result<u64, Self::Error>;
+    /// Keeps a conflicting entry (a second entry at a held seq) as evidence.
+    fn record_conflict(
+        &self,
+        space: &SpaceId,
+        entry: &Entry,
+        bytes: &[u8],
+    ) -> Result<(), Self::Error>;
+    /// Entries with cursor greater than `after`, at most `limit`, and whether more follow.
+    fn page(
+        &self,
+        space: &SpaceId,
+        after: u64,
+        limit: u32,
+    ) -> Result<(Vec<PagedEntry>, bool), Self::Error>;
+}
+
+/// Per-connection state, owned by the driver.
+#[derive(Debug)]
+pub struct Session {
+    tls_exporter: [u8; 32],
+    challenge: Option<[u8; 32]>,
+    device: Option<DeviceKey>,
+}
+
+impl Session {
+    /// A new, unauthenticated session on a connection whose TLS exporter output (label
+    /// [`crate::wire::TLS_EXPORTER_LABEL`]) is `tls_exporter`.
+    pub fn new(tls_exporter: [u8; 32]) -> Self {
+        Self {
+            tls_exporter,
+            challenge: None,
+            device: None,
+        }
+    }
+
+    /// The authenticated device, if any.
+    pub fn device(&self) -> Option<DeviceKey> {
+        self.device
+    }
+}
+
+/// The outcome of one request.
+#[derive(Debug)]
+pub struct Handled {
+    /// The response to send.
+    pub response: Response,
+    /// The store must be flushed before the response is sent.
+    pub flush: bool,
+    /// Subscribers of this space should be told about this cursor.
+    pub notify: Option<(SpaceId, u64)>,
+    /// The stream becomes a subscription to this space.
+    pub subscribe: Option<SpaceId>,
+}
+
+impl Handled {
+    fn reply(response: Response) -> Self {
+        Self {
+            response,
+            flush: false,
+            notify: None,
+            subscribe: None,
+        }
+    }
+}
+
+/// The relay logic, generic over its store.
+#[derive(Debug)]
+pub struct Relay<S> {
+    store: S,
+    writes: Mutex<()>,
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> Handled {
+    Handled::reply(Response::error(code, message))
+}
+
+impl<S: RelayStore> Relay<S> {
+    /// Wraps a store.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            writes: Mutex::new(()),
+        }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Handles one request. `fresh_nonce` must be 32 bytes from the OS RNG.
+    pub fn handle_request(
+        &self,
+        session: &mut Session,
+        request: Request,
+        fresh_nonce: [u8; 32],
+    ) -> Handled {
+        match self.dispatch(session, request, fresh_nonce) {
+            Ok(handled) => handled,
+            Err(e) => error(ErrorCode::Internal, format!("relay storage error: {e}")),
+        }
+    }
+
+    fn dispatch(
+        &self,
+        session: &mut Session,
+        request: Request,
+        fresh_nonce: [u8; 32],
+    ) -> Result<Handled, S::Error> {
+        if let Request::Hello { version } = request {
+            if version != PROTOCOL_VERSION {
+                return Ok(error(
+                    ErrorCode::BadRequest,
+                    format!("protocol version {version} is not supported (relay speaks {PROTOCOL_VERSION})"),
+                ));
+            }
+            session.challenge = Some(fresh_nonce);
+            return Ok(Handled::reply(Response::Challenge { nonce: fresh_nonce }));
+        }
+        if let Request::Authenticate { device, signature } = request {
+            return self.authenticate(session, device, &signature);
+        }
+        let Some(device) = session.device else {
+            return Ok(error(
+                ErrorCode::NotAuthenticated,
+                "authenticate first (Hello, then Authenticate)",
+            ));
+        };
+        match request {
+            Request::Hello { .. } | Request::Authenticate { .. } => {
+                Ok(error(ErrorCode::BadRequest, "already handled"))
+            }
+            Request::CreateSpace {
+                space,
+                invite_verifier,
+                sealed_space_key,
+                member,
+            } => self.create_space(device, space, invite_verifier, sealed_space_key, member),
+            Request::Join {
+                space,
+                token,
+                member,
+            } => self.join(device, space, token, member),
+            Request::Members { space } => Ok(match self.member_space(&device, &space)? {
+                Ok(record) => Handled::reply(Response::MemberList {
+                    members: record.members,
+                }),
+                Err(refused) => refused,
+            }),
+            Request::Heads { space } => Ok(match self.member_space(&device, &space)? {
+                Ok(_) => Handled::reply(Response::HeadList {
+                    heads: self.store.heads(&space)?,
+                }),
+                Err(refused) => refused,
+            }),
+            Request::Push { space, entries } => self.push(device, space, entries),
+            Request::Pull {
+                space,
+                after,
+                limit,
+            } => Ok(match self.member_space(&device, &space)? {
+                Ok(_) => {
+                    let limit = limit.clamp(1, MAX_PAGE_ENTRIES);
+                    let (entries, more) = self.store.page(&space, after, limit)?;
+                    Handled::reply(Response::Page { entries, more })
+                }
+                Err(refused) => refused,
+            }),
+            Request::Subscribe { space } => Ok(match self.member_space(&device, &space)? {
+                Ok(_) => Handled {
+                    subscribe: Some(space),
+                    ..Handled::reply(Response::Subscribed)
+                },
+                Err(refused) => refused,
+            }),
+        }
+    }
+
+    fn authenticate(
+        &self,
+        session: &mut Session,
+        device: DeviceKey,
+        signature: &[u8],
+    ) -> Result<Handled, S::Error> {
+        let Some(nonce) = session.challenge.take() else {
+            return Ok(error(
+                ErrorCode::AuthFailed,
+                "no challenge outstanding: send Hello first",
+            ));
+        };
+        let Ok(signature) = <[u8; 64]>::try_from(signature) else {
+            return Ok(error(ErrorCode::AuthFailed, "signature must be 64 bytes"));
+        };
+        let message = auth_message(&nonce, &session.tls_exporter, &device);
+        if verify_signature(&device, AUTH_SIGNATURE_PREFIX, &message, &signature).is_err() {
+            return Ok(error(
+                ErrorCode::AuthFailed,
+                "challenge signature does not verify for this device on this connection",
+            ));
+        }
+        session.device = Some(device);
+        Ok(Handled::reply(Response::Authenticated {
+            spaces: self.store.spaces_of(&device)?,
+        }))
+    }
+
+    /// The space's record if `device` is a member, or the refusal to send.
+    fn member_space(
+        &self,
+        device: &DeviceKey,
+        space: &SpaceId,
+    ) -> Result<Result<SpaceRecord, Handled>, S::Error> {
+        Ok(match self.store.space(space)? {
+            Some(record) if record.is_member(device) => Ok(record),
+            // Same answer for "no such space" and "not yours": do not confirm a space exists.
+            _ => Err(error(
+                ErrorCode::Forbidden,
+                format!(
+                    "device {} is not a member of space {}",
+                    device.short(),
+                    space.short()
+                ),
+            )),
+        })
+    }
+
+    fn create_space(
+        &self,
+        device: DeviceKey,
+        space: SpaceId,
+        invite_verifier: [u8; 32],
+        sealed_space_key: Vec<u8>,
+        member: MemberCard,
+    ) -> Result<Handled, S::Error> {
+        if member.public.device != device {
+            return Ok(error(
+                ErrorCode::BadRequest,
+                "member card names another device",
+            ));
+        }
+        if sealed_space_key.len() > 256 {
+            return Ok(error(
+                ErrorCode::BadRequest,
+                "sealed space key is too large",
+            ));
+        }
+        let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        if self.store.space(&space)?.is_some() {
+            return Ok(error(
+                ErrorCode::SpaceExists,
+                "a space with this id already exists",
+            ));
+        }
+        let record = SpaceRecord {
+            members: vec![member],
+            invite_verifier,
+            sealed_space_key: Some(sealed_space_key),
+        };
+        self.store.put_space(&space, &record)?;
+        Ok(Handled {
+            flush: true,
+            ..Handled::reply(Response::SpaceCreated)
+        })
+    }
+
+    fn join(
+        &self,
+        device: DeviceKey,
+        space: SpaceId,
+        token: [u8; 32],
+        member: MemberCard,
+    ) -> Result<Handled, S::Error> {
+        if member.public.device != device {
+            return Ok(error(
+                ErrorCode::BadRequest,
+                "member card names another device",
+            ));
+        }
+        let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut record) = self.store.space(&space)? else {
+            return Ok(error(
+                ErrorCode::UnknownSpace,
+                "the invite names a space this relay does not have",
+            ));
+        };
+        if !token_matches(&token, &record.invite_verifier) {
+            return Ok(error(
+                ErrorCode::InviteInvalid,
+                "the invite does not match this space",
+            ));
+        }
+        let Some(sealed_space_key) = record.sealed_space_key.take() else {
+            return Ok(error(
+                ErrorCode::InviteUsed,
+                "this invite has already been used",
+            ));
+        };
+        if record.is_member(&device) {
+            return Ok(error(
+                ErrorCode::BadRequest,
+                "this device is already a member",
+            ));
+        }
+        if record.members.len() >= MAX_MEMBERS {
+            return Ok(error(
+                ErrorCode::SpaceFull,
+                "the space already has two members",
+            ));
+        }
+        record.members.push(member);
+        self.store.put_space(&space, &record)?;
+        Ok(Handled {
+            flush: true,
+            ..Handled::reply(Response::Joined {
+                sealed_space_key,
+                members: record.members,
+            })
+        })
+    }
+
+    fn push(
+        &self,
+        device: DeviceKey,
+        space: SpaceId,
+        entries: Vec<Vec<u8>>,
+    ) -> Result<Handled, S::Error> {
+        let record = match self.member_space(&device, &space)? {
+            Ok(record) => record,
+            Err(refused) => return Ok(refused),
+        };
+        if entries.len() > MAX_PUSH_ENTRIES {
+            return Ok(error(
+                ErrorCode::BadRequest,
+                format!("at most {MAX_PUSH_ENTRIES} entries per push"),
+            ));
+        }
+        let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut last_cursor = None;
+        let mut flush = false;
+        for bytes in entries {
+            let outcome = self.push_one(&record, &space, &bytes)?;
+            match outcome {
+                PushOutcome::Stored { cursor } => {
+                    last_cursor = Some(cursor);
+                    flush = true;
+                }
+                PushOutcome::Conflict => flush = true,
+                PushOutcome::Duplicate | PushOutcome::Rejected { .. } => {}
+            }
+            outcomes.push(outcome);
+        }
+        Ok(Handled {
+            flush,
+            notify: last_cursor.map(|cursor| (space, cursor)),
+            ..Handled::reply(Response::Pushed { outcomes })
+        })
+    }
+
+    fn push_one(
+        &self,
+        record: &SpaceRecord,
+        space: &SpaceId,
+        bytes: &[u8],
+    ) -> Result<PushOutcome, S::Error> {
+        let entry = match Entry::from_bytes(bytes) {
+            Ok(entry) => entry,
+            Err(e) => {
+                return Ok(PushOutcome::Rejected {
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let author = entry.header.author;
+        if !record.is_member(&author) {
+            return Ok(PushOutcome::Rejected {
+                reason: format!("author {} is not a member of this space", author.short()),
+            });
+        }
+        let head = self.store.head(space, &author)?;
+        match head.classify(space, &entry.header) {
+            Ok(Fit::Next) => Ok(PushOutcome::Stored {
+                cursor: self.store.append(space, &entry, bytes)?,
+            }),
+            Ok(Fit::AlreadyHeld) => {
+                let held = self.store.hash_at(space, &author, entry.header.seq)?;
+                if held == Some(entry.hash) {
+                    Ok(PushOutcome::Duplicate)
+                } else {
+                    self.store.record_conflict(space, &entry, bytes)?;
+                    Ok(PushOutcome::Conflict)
+                }
+            }
+            Err(e) => Ok(PushOutcome::Rejected {
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+pub mod memory;
+
+#[cfg(test)]
+mod tests;

@@ -279,7 +279,10 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
     let (value, rest) =
         postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(WireError::Malformed(format!("{} trailing bytes", rest.len())));
+        return Err(WireError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
     }
     Ok(value)
 }
@@ -310,12 +313,12 @@ mod tests {
         any::<[u8; 32]>().prop_map(DeviceKey)
     }
     fn arb_card() -> impl Strategy<Value = MemberCard> {
-        (arb_device(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(device, exchange, proof)| {
-            MemberCard {
+        (arb_device(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(
+            |(device, exchange, proof)| MemberCard {
                 public: DevicePublic { device, exchange },
                 proof,
-            }
-        })
+            },
+        )
     }
     fn bytes() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(any::<u8>(), 0..300)
@@ -334,14 +337,24 @@ mod tests {
                     member
                 }
             ),
-            (arb_space(), any::<[u8; 32]>(), arb_card())
-                .prop_map(|(space, token, member)| Request::Join { space, token, member }),
+            (arb_space(), any::<[u8; 32]>(), arb_card()).prop_map(|(space, token, member)| {
+                Request::Join {
+                    space,
+                    token,
+                    member,
+                }
+            }),
             arb_space().prop_map(|space| Request::Members { space }),
             arb_space().prop_map(|space| Request::Heads { space }),
             (arb_space(), proptest::collection::vec(bytes(), 0..4))
                 .prop_map(|(space, entries)| Request::Push { space, entries }),
-            (arb_space(), any::<u64>(), any::<u32>())
-                .prop_map(|(space, after, limit)| Request::Pull { space, after, limit }),
+            (arb_space(), any::<u64>(), any::<u32>()).prop_map(|(space, after, limit)| {
+                Request::Pull {
+                    space,
+                    after,
+                    limit,
+                }
+            }),
             arb_space().prop_map(|space| Request::Subscribe { space }),
         ]
     }
@@ -376,7 +389,8 @@ mod tests {
                 .prop_map(|outcomes| Response::Pushed { outcomes }),
             (
                 proptest::collection::vec(
-                    (any::<u64>(), bytes()).prop_map(|(cursor, entry)| PagedEntry { cursor, entry }),
+                    (any::<u64>(), bytes())
+                        .prop_map(|(cursor, entry)| PagedEntry { cursor, entry }),
                     0..3
                 ),
                 any::<bool>()

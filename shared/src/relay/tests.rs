@@ -1,0 +1,368 @@
+//! Unit tests of the relay logic over the in-memory store.
+
+use super::memory::MemoryStore;
+use super::*;
+use crate::entry::{Class, Draft, PartnerSeen};
+use crate::invite::{member_proof, InviteSecret};
+use crate::keys::{DeviceSecrets, SpaceKey};
+use crate::payload::{kind, Payload, TextContent};
+
+const SPACE: SpaceId = SpaceId([7; 16]);
+const EXPORTER: [u8; 32] = [42; 32];
+
+fn device(n: u8) -> DeviceSecrets {
+    DeviceSecrets::from_seeds([n; 32], [n + 50; 32])
+}
+
+fn card(d: &DeviceSecrets, key: &SpaceKey) -> MemberCard {
+    MemberCard {
+        public: d.public(),
+        proof: member_proof(key, &SPACE, &d.public()),
+    }
+}
+
+fn login(relay: &Relay<MemoryStore>, d: &DeviceSecrets) -> Session {
+    let mut session = Session::new(EXPORTER);
+    let Response::Challenge { nonce } = relay
+        .handle_request(&mut session, Request::Hello { version: 1 }, [3; 32])
+        .response
+    else {
+        panic!("expected a challenge");
+    };
+    let signature = d
+        .sign(
+            AUTH_SIGNATURE_PREFIX,
+            &auth_message(&nonce, &EXPORTER, &d.device_key()),
+        )
+        .to_vec();
+    let handled = relay.handle_request(
+        &mut session,
+        Request::Authenticate {
+            device: d.device_key(),
+            signature,
+        },
+        [0; 32],
+    );
+    assert!(matches!(handled.response, Response::Authenticated { .. }));
+    session
+}
+
+fn entry(d: &DeviceSecrets, key: &SpaceKey, seq: u64, prev: EntryHash, text: &str) -> Entry {
+    let draft = Draft {
+        class: Class::Shared,
+        space: SPACE,
+        seq,
+        prev,
+        time_ms: 1000 + seq,
+        partner_seen: PartnerSeen::default(),
+        nonce: [seq as u8; 24],
+    };
+    let payload = Payload::text(
+        kind::NOTE,
+        &TextContent {
+            text: text.into(),
+            replaces: None,
+            original_time_ms: None,
+        },
+    );
+    Entry::seal(draft, &payload, key, d).unwrap()
+}
+
+/// A relay with a space created by device 1 and joined by device 2.
+fn paired() -> (Relay<MemoryStore>, Session, Session, SpaceKey) {
+    let relay = Relay::new(MemoryStore::default());
+    let key = SpaceKey::from_bytes([9; 32]);
+    let (a, b) = (device(1), device(2));
+    let secret = InviteSecret([5; 32]);
+    let mut sa = login(&relay, &a);
+    let created = relay.handle_request(
+        &mut sa,
+        Request::CreateSpace {
+            space: SPACE,
+            invite_verifier: secret.verifier(),
+            sealed_space_key: secret.seal_space_key(&SPACE, &key, [1; 24]),
+            member: card(&a, &key),
+        },
+        [0; 32],
+    );
+    assert_eq!(created.response, Response::SpaceCreated);
+    assert!(created.flush);
+    let mut sb = login(&relay, &b);
+    let joined = relay.handle_request(
+        &mut sb,
+        Request::Join {
+            space: SPACE,
+            token: secret.token(),
+            member: card(&b, &key),
+        },
+        [0; 32],
+    );
+    let Response::Joined {
+        sealed_space_key,
+        members,
+    } = joined.response
+    else {
+        panic!("join failed: {:?}", joined.response);
+    };
+    assert_eq!(
+        secret.open_space_key(&SPACE, &sealed_space_key),
+        Ok(key.clone())
+    );
+    assert_eq!(members.len(), 2);
+    (relay, sa, sb, key)
+}
+
+fn push(relay: &Relay<MemoryStore>, s: &mut Session, entries: &[&Entry]) -> Vec<PushOutcome> {
+    let handled = relay.handle_request(
+        s,
+        Request::Push {
+            space: SPACE,
+            entries: entries.iter().map(|e| e.to_bytes()).collect(),
+        },
+        [0; 32],
+    );
+    match handled.response {
+        Response::Pushed { outcomes } => outcomes,
+        other => panic!("push refused: {other:?}"),
+    }
+}
+
+#[test]
+fn requests_before_authentication_are_refused() {
+    let relay = Relay::new(MemoryStore::default());
+    let mut session = Session::new(EXPORTER);
+    let handled = relay.handle_request(&mut session, Request::Heads { space: SPACE }, [0; 32]);
+    assert!(matches!(
+        handled.response,
+        Response::Error {
+            code: ErrorCode::NotAuthenticated,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn challenge_response_is_bound_to_the_connection_and_used_once() {
+    let relay = Relay::new(MemoryStore::default());
+    let d = device(1);
+    let mut session = Session::new(EXPORTER);
+    let Response::Challenge { nonce } = relay
+        .handle_request(&mut session, Request::Hello { version: 1 }, [3; 32])
+        .response
+    else {
+        panic!()
+    };
+    // Signed for another connection's exporter: refused.
+    let other = d.sign(
+        AUTH_SIGNATURE_PREFIX,
+        &auth_message(&nonce, &[0; 32], &d.device_key()),
+    );
+    let auth = |sig: [u8; 64]| Request::Authenticate {
+        device: d.device_key(),
+        signature: sig.to_vec(),
+    };
+    let r = relay
+        .handle_request(&mut session, auth(other), [0; 32])
+        .response;
+    assert!(matches!(
+        r,
+        Response::Error {
+            code: ErrorCode::AuthFailed,
+            ..
+        }
+    ));
+    // The challenge is consumed even by a failed attempt: a correct answer now is refused too.
+    let good = d.sign(
+        AUTH_SIGNATURE_PREFIX,
+        &auth_message(&nonce, &EXPORTER, &d.device_key()),
+    );
+    let r = relay
+        .handle_request(&mut session, auth(good), [0; 32])
+        .response;
+    assert!(matches!(
+        r,
+        Response::Error {
+            code: ErrorCode::AuthFailed,
+            ..
+        }
+    ));
+    assert_eq!(session.device(), None);
+}
+
+#[test]
+fn invite_works_once_and_changes_nothing_the_second_time() {
+    let (relay, _, _, key) = paired();
+    let before = relay.store().space(&SPACE).unwrap();
+    let c = device(3);
+    let mut sc = login(&relay, &c);
+    let again = relay.handle_request(
+        &mut sc,
+        Request::Join {
+            space: SPACE,
+            token: InviteSecret([5; 32]).token(),
+            member: card(&c, &key),
+        },
+        [0; 32],
+    );
+    assert!(matches!(
+        again.response,
+        Response::Error {
+            code: ErrorCode::InviteUsed,
+            ..
+        }
+    ));
+    let wrong = relay.handle_request(
+        &mut sc,
+        Request::Join {
+            space: SPACE,
+            token: [0; 32],
+            member: card(&c, &key),
+        },
+        [0; 32],
+    );
+    assert!(matches!(
+        wrong.response,
+        Response::Error {
+            code: ErrorCode::InviteInvalid,
+            ..
+        }
+    ));
+    assert_eq!(relay.store().space(&SPACE).unwrap(), before);
+}
+
+#[test]
+fn outsiders_cannot_read_or_write_a_space() {
+    let (relay, mut sa, _, key) = paired();
+    let outsider = device(3);
+    let mut so = login(&relay, &outsider);
+    for request in [
+        Request::Heads { space: SPACE },
+        Request::Members { space: SPACE },
+        Request::Pull {
+            space: SPACE,
+            after: 0,
+            limit: 10,
+        },
+        Request::Subscribe { space: SPACE },
+        Request::Push {
+            space: SPACE,
+            entries: vec![entry(&outsider, &key, 0, EntryHash::ZERO, "x").to_bytes()],
+        },
+    ] {
+        let r = relay.handle_request(&mut so, request, [0; 32]).response;
+        assert!(
+            matches!(
+                r,
+                Response::Error {
+                    code: ErrorCode::Forbidden,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+    }
+    // A member cannot push entries authored by a non-member either.
+    let outcomes = push(
+        &relay,
+        &mut sa,
+        &[&entry(&outsider, &key, 0, EntryHash::ZERO, "x")],
+    );
+    assert!(matches!(outcomes[0], PushOutcome::Rejected { .. }));
+}
+
+#[test]
+fn push_stores_in_order_dedupes_and_keeps_conflicts_as_evidence() {
+    let (relay, mut sa, mut sb, key) = paired();
+    let a = device(1);
+    let e0 = entry(&a, &key, 0, EntryHash::ZERO, "zero");
+    let e1 = entry(&a, &key, 1, e0.hash, "one");
+    let gap = entry(&a, &key, 3, e1.hash, "three");
+    let bad_prev = entry(&a, &key, 2, EntryHash([1; 32]), "two?");
+    let handled = relay.handle_request(
+        &mut sa,
+        Request::Push {
+            space: SPACE,
+            entries: vec![e0.to_bytes(), e1.to_bytes()],
+        },
+        [0; 32],
+    );
+    assert!(
+        handled.flush,
+        "stored entries must be flushed before the ack"
+    );
+    assert_eq!(handled.notify, Some((SPACE, 2)));
+    assert_eq!(
+        push(&relay, &mut sa, &[&e0, &gap, &bad_prev]),
+        vec![
+            PushOutcome::Duplicate,
+            PushOutcome::Rejected {
+                reason: "seq gap: expected seq 2, got 3".into()
+            },
+            PushOutcome::Rejected {
+                reason: "entry 2 does not chain to the entry before it".into()
+            },
+        ]
+    );
+    let fork = entry(&a, &key, 1, e0.hash, "another one");
+    assert_eq!(push(&relay, &mut sa, &[&fork]), vec![PushOutcome::Conflict]);
+    assert_eq!(relay.store().conflicts().len(), 1);
+    let mut flipped = e1.to_bytes();
+    flipped[300] ^= 1;
+    let r = relay.handle_request(
+        &mut sa,
+        Request::Push {
+            space: SPACE,
+            entries: vec![flipped],
+        },
+        [0; 32],
+    );
+    assert!(
+        matches!(&r.response, Response::Pushed { outcomes } if matches!(outcomes[0], PushOutcome::Rejected { .. }))
+    );
+
+    // The partner pulls exactly the two stored entries, in order, in pages.
+    let page = relay.handle_request(
+        &mut sb,
+        Request::Pull {
+            space: SPACE,
+            after: 0,
+            limit: 1,
+        },
+        [0; 32],
+    );
+    let Response::Page { entries, more } = page.response else {
+        panic!()
+    };
+    assert_eq!((entries.len(), more), (1, true));
+    assert_eq!(entries[0].entry, e0.to_bytes());
+    let page = relay.handle_request(
+        &mut sb,
+        Request::Pull {
+            space: SPACE,
+            after: 1,
+            limit: 10,
+        },
+        [0; 32],
+    );
+    let Response::Page { entries, more } = page.response else {
+        panic!()
+    };
+    assert_eq!((entries.len(), more), (1, false));
+    assert_eq!(entries[0].entry, e1.to_bytes());
+    let Response::HeadList { heads } = relay
+        .handle_request(&mut sb, Request::Heads { space: SPACE }, [0; 32])
+        .response
+    else {
+        panic!()
+    };
+    assert_eq!(
+        heads,
+        vec![(
+            a.device_key(),
+            LogHead {
+                count: 2,
+                hash: e1.hash
+            }
+        )]
+    );
+}
