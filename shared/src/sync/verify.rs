@@ -1,0 +1,106 @@
+//! Verification of an entry pulled from the relay, before a device stores or shows it.
+
+use crate::chain::{ChainError, Fit, LogHead};
+use crate::entry::{Entry, EntryError};
+use crate::keys::SpaceKey;
+use crate::payload::Payload;
+use crate::{DeviceKey, EntryHash, SpaceId};
+
+/// What a device knows that lets it judge incoming entries.
+#[derive(Debug, Clone, Copy)]
+pub struct LogKeys<'a> {
+    /// The space.
+    pub space: SpaceId,
+    /// The space key.
+    pub key: &'a SpaceKey,
+    /// This device.
+    pub me: DeviceKey,
+    /// The partner's device, once known.
+    pub partner: Option<DeviceKey>,
+}
+
+/// A verified incoming entry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// It extends its author's log: store it.
+    New {
+        /// The entry.
+        entry: Entry,
+        /// Its decrypted payload.
+        payload: Payload,
+    },
+    /// This device already holds exactly this entry.
+    AlreadyHeld,
+}
+
+/// Why an incoming entry was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IncomingError {
+    /// It does not decode or its signature or ciphertext hash is wrong.
+    #[error("entry is damaged or forged: {0}")]
+    Damaged(#[from] EntryError),
+    /// Its author is neither this device nor the partner.
+    #[error("entry is signed by device {0}, which is not a member of this space")]
+    Stranger(String),
+    /// It does not extend its author's log.
+    #[error("entry does not fit its author's log: {0}")]
+    Chain(#[from] ChainError),
+    /// A different entry is held at the same seq: the author signed two histories.
+    #[error("author {author} signed two different entries at seq {seq} ({held} and {got})")]
+    Equivocation {
+        /// The author.
+        author: String,
+        /// The seq.
+        seq: u64,
+        /// The hash held.
+        held: String,
+        /// The hash received.
+        got: String,
+    },
+    /// An entry of our own log that this device never wrote.
+    #[error("the relay served an entry at seq {seq} of this device's own log that this device does not hold")]
+    UnknownOwnEntry {
+        /// The seq.
+        seq: u64,
+    },
+    /// It does not decrypt with the space key.
+    #[error("entry does not decrypt with this space's key: {0}")]
+    Undecryptable(EntryError),
+}
+
+/// Judges an incoming entry against its author's verified `head` in this device's store, and
+/// `held`, the hash this device holds at the entry's seq (if any). Decrypts new entries.
+pub fn verify_incoming(
+    keys: &LogKeys<'_>,
+    bytes: &[u8],
+    head: impl FnOnce(&DeviceKey) -> LogHead,
+    held: impl FnOnce(&DeviceKey, u64) -> Option<EntryHash>,
+) -> Result<Incoming, IncomingError> {
+    let entry = Entry::from_bytes(bytes)?;
+    let author = entry.header.author;
+    if author != keys.me && Some(author) != keys.partner {
+        return Err(IncomingError::Stranger(author.short()));
+    }
+    match head(&author).classify(&keys.space, &entry.header)? {
+        Fit::AlreadyHeld => {
+            let seq = entry.header.seq;
+            match held(&author, seq) {
+                Some(hash) if hash == entry.hash => Ok(Incoming::AlreadyHeld),
+                Some(hash) => Err(IncomingError::Equivocation {
+                    author: author.short(),
+                    seq,
+                    held: hash.short(),
+                    got: entry.hash.short(),
+                }),
+                None => Err(IncomingError::UnknownOwnEntry { seq }),
+            }
+        }
+        Fit::Next if author == keys.me => Err(IncomingError::UnknownOwnEntry {
+            seq: entry.header.seq,
+        }),
+        Fit::Next => {
+            let payload = entry.open(keys.key).map_err(IncomingError::Undecryptable)?;
+            Ok(Incoming::New { entry, payload })
+        }
+    }
+}
