@@ -1,1 +1,22 @@
-//! placeholder
+//! `candor`: the device side of Candor — identity, local store, sync driver and CLI.
+//!
+//! The protocol itself (entry format, crypto, wire messages, the sync state machine) lives in
+//! `candor-shared`; this crate adds the I/O around it:
+//!
+//! * [`home`]: where a device keeps its files, and its key files (0600, written atomically).
+//! * [`store`]: the sled database of both logs, written only with verified entries.
+//! * [`net`]: the QUIC connection to the relay, with its certificate pinned by fingerprint.
+//! * [`syncer`]: drives `candor_shared::sync::SyncMachine` over [`net`] and [`store`].
+//! * [`daemon`]: the local socket through which other `candor` processes reach a running
+//!   `sync --watch`, which holds the database open.
+//! * [`cli`] and [`commands`]: the command line.
+
+pub mod cli;
+pub mod commands;
+pub mod daemon;
+pub mod home;
+pub mod net;
+pub mod output;
+pub mod store;
+pub mod syncer;
+pub mod timefmt;

@@ -8,8 +8,10 @@
 //! over the sealed key once, and forgets it. The relay never holds anything that opens the key
 //! without the secret, and a used invite is worthless even to someone who later finds it.
 //!
-//! Each member also publishes a *membership proof*: a MAC of its public keys under a key derived
-//! from the space key. The relay cannot compute it, so it cannot slip its own key into a space.
+//! Each member also publishes a proof with its member card that the relay cannot compute, so it
+//! cannot slip its own key into a space: the creator a MAC of its public keys under a key derived
+//! from the space key ([`member_proof`], checked by the joiner), the joiner a MAC under a key
+//! derived from the invite secret ([`InviteSecret::join_proof`], checked by the creator).
 
 use crate::keys::{context, DevicePublic, SpaceKey};
 use crate::SpaceId;
@@ -104,6 +106,19 @@ impl InviteSecret {
     /// relay learns nothing that opens the sealed space key.
     pub fn token(&self) -> [u8; 32] {
         blake3::derive_key(context::INVITE_TOKEN, &self.0)
+    }
+
+    /// The joining device's proof that it holds this invite's secret: a MAC of the space id and
+    /// its public keys. The relay only ever sees the token, so it cannot forge this proof; the
+    /// creating device keeps the secret to check it.
+    pub fn join_proof(&self, space: &SpaceId, device: &DevicePublic) -> [u8; 32] {
+        let key = Zeroizing::new(blake3::derive_key(context::JOIN_PROOF_KEY, &self.0));
+        mac_device(&key, space, device)
+    }
+
+    /// Checks a [`InviteSecret::join_proof`] in constant time.
+    pub fn verify_join_proof(&self, space: &SpaceId, device: &DevicePublic, proof: &[u8; 32]) -> bool {
+        blake3::Hash::from(self.join_proof(space, device)) == blake3::Hash::from(*proof)
     }
 
     /// What the relay stores to recognise the token later: [`token_verifier`] of the token.
@@ -227,14 +242,17 @@ impl Invite {
     }
 }
 
-/// The MAC proving that the device with these public keys knows the space key.
-pub fn member_proof(key: &SpaceKey, space: &SpaceId, device: &DevicePublic) -> [u8; 32] {
-    let proof_key = key.derive(context::MEMBER_PROOF_KEY);
-    let mut hasher = blake3::Hasher::new_keyed(&proof_key);
+fn mac_device(key: &[u8; 32], space: &SpaceId, device: &DevicePublic) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_keyed(key);
     hasher.update(&space.0);
     hasher.update(&device.device.0);
     hasher.update(&device.exchange);
     *hasher.finalize().as_bytes()
+}
+
+/// The creating device's proof that it knows the space key (a MAC of its public keys).
+pub fn member_proof(key: &SpaceKey, space: &SpaceId, device: &DevicePublic) -> [u8; 32] {
+    mac_device(&key.derive(context::MEMBER_PROOF_KEY), space, device)
 }
 
 /// Checks a membership proof in constant time.
@@ -332,6 +350,19 @@ mod tests {
             ..device
         };
         assert!(!verify_member_proof(&key, &space, &other, &proof));
+    }
+
+    #[test]
+    fn join_proofs_need_the_invite_secret() {
+        let space = SpaceId([1; 16]);
+        let device = invite().creator;
+        let secret = InviteSecret([2; 32]);
+        let proof = secret.join_proof(&space, &device);
+        assert!(secret.verify_join_proof(&space, &device, &proof));
+        assert!(!InviteSecret([3; 32]).verify_join_proof(&space, &device, &proof));
+        assert_ne!(proof, secret.token(), "the relay sees the token; it must not be the proof");
+        let other = DevicePublic { exchange: [9; 32], ..device };
+        assert!(!secret.verify_join_proof(&space, &other, &proof));
     }
 
     #[test]

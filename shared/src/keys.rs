@@ -20,6 +20,8 @@ pub mod context {
     pub const INVITE_TOKEN: &str = "candor v1 invite token";
     /// Verifier of an invite token, stored by the relay.
     pub const INVITE_VERIFIER: &str = "candor v1 invite verifier";
+    /// Key of the joining device's proof that it holds the invite secret.
+    pub const JOIN_PROOF_KEY: &str = "candor v1 join proof key";
     /// Key of the membership proof that a device knows the space key.
     pub const MEMBER_PROOF_KEY: &str = "candor v1 member proof key";
     /// Safety number over both devices' identity keys.

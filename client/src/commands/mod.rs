@@ -1,0 +1,150 @@
+//! Command implementations. Each takes a [`Ctx`] and returns an [`Output`], so it runs the same
+//! in its own process or inside a running `sync --watch` that holds the store.
+
+mod log;
+mod space;
+mod verify;
+
+use crate::cli::{Command, LogCommand, SpaceCommand};
+use crate::home::{Home, Identity};
+use crate::output::Output;
+use crate::store::{SpaceConfig, Store};
+use anyhow::{anyhow, Context as _, Result};
+use candor_shared::keys::SpaceKey;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub use space::{create_space, join_space};
+
+/// What a command runs against.
+pub struct Ctx {
+    /// The device's home.
+    pub home: Home,
+    /// The open store.
+    pub store: Arc<Store>,
+    /// The working directory of the process that typed the command (for relative paths).
+    pub cwd: PathBuf,
+    /// Standard input forwarded by another process (`log import -`), if any.
+    pub stdin: Option<String>,
+    /// Set when running inside `sync --watch`: wake it after local writes.
+    pub watch: Option<Arc<Notify>>,
+}
+
+/// A paired device: identity, space configuration and key.
+#[derive(Clone)]
+pub struct Paired {
+    /// This device.
+    pub identity: Identity,
+    /// The space.
+    pub config: SpaceConfig,
+    /// The space key.
+    pub key: SpaceKey,
+    /// The invite secret, kept by the creating device to check the joiner's proof.
+    pub invite_secret: Option<candor_shared::invite::InviteSecret>,
+}
+
+impl Ctx {
+    /// This device's identity.
+    pub fn identity(&self) -> Result<Identity> {
+        Ok(self.home.identity()?)
+    }
+
+    /// Identity, space and key; a clear error if the device is not paired yet.
+    pub fn paired(&self) -> Result<Paired> {
+        Paired::load(&self.home, &self.store)
+    }
+
+    /// Resolves a path the user typed relative to their working directory.
+    pub fn path(&self, path: &std::path::Path) -> PathBuf {
+        self.cwd.join(path)
+    }
+
+    /// Tells a running `sync --watch` that local entries were written.
+    pub fn wrote(&self) {
+        if let Some(watch) = &self.watch {
+            watch.notify_one();
+        }
+    }
+}
+
+impl Paired {
+    /// Loads identity, space configuration and key; a clear error if not paired yet.
+    pub fn load(home: &Home, store: &Store) -> Result<Paired> {
+        let identity = home.identity()?;
+        let config = store.space_config()?.ok_or_else(|| {
+            anyhow!(
+                "this device is not in a space yet: run `candor space create` (first partner) \
+                 or `candor space join INVITE` (second partner)"
+            )
+        })?;
+        let secrets = home.space_key()?.ok_or_else(|| {
+            anyhow!("the space key file is missing from {}", home.root().display())
+        })?;
+        if secrets.space != config.space {
+            return Err(anyhow!("the space key file belongs to another space"));
+        }
+        Ok(Paired {
+            identity,
+            config,
+            key: secrets.key,
+            invite_secret: secrets.invite_secret,
+        })
+    }
+}
+
+/// Runs a command, turning errors into `error: …` on stderr and exit code 1.
+pub async fn execute(ctx: &Ctx, command: Command) -> Output {
+    match run(ctx, command).await {
+        Ok(output) => output,
+        Err(err) => Output {
+            stderr: format!("error: {err:#}\n"),
+            code: 1,
+            ..Output::default()
+        },
+    }
+}
+
+async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
+    let mut out = Output::default();
+    match command {
+        Command::Init { .. } => {
+            return Err(anyhow!(
+                "this device already has an identity in {}; nothing changed",
+                ctx.home.root().display()
+            ))
+        }
+        Command::Space(SpaceCommand::Create { .. } | SpaceCommand::Join { .. }) => {
+            return Err(anyhow!(
+                "`candor sync --watch` is running on this device; stop it before creating or joining a space"
+            ))
+        }
+        Command::Space(SpaceCommand::SafetyNumber) => space::safety_number(ctx, &mut out)?,
+        Command::Space(SpaceCommand::Show { json }) => space::show(ctx, json, &mut out)?,
+        Command::Log(LogCommand::Add { kind, text }) => log::add(ctx, &kind, &text.join(" "), &mut out)?,
+        Command::Log(LogCommand::Correct { id, text }) => {
+            log::correct(ctx, &id, &text.join(" "), &mut out)?
+        }
+        Command::Log(LogCommand::List { json, limit }) => log::list(ctx, json, limit, &mut out)?,
+        Command::Log(LogCommand::Import { file }) => log::import(ctx, &file, &mut out)?,
+        Command::Sync(args) => {
+            if args.watch {
+                return Err(anyhow!("`candor sync --watch` is already running on this device"));
+            }
+            let paired = ctx.paired()?;
+            let report = crate::syncer::sync_once(&ctx.store, &paired)
+                .await
+                .context("sync failed; nothing was lost, local entries go out next time")?;
+            report.print(args.json, &mut out);
+        }
+        Command::Verify { json } => verify::verify(ctx, json, &mut out)?,
+    }
+    Ok(out)
+}
+
+/// Draws `N` bytes from the OS random number generator.
+pub fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).map_err(|e| anyhow!("the OS random number generator failed: {e}"))?;
+    Ok(bytes)
+}

@@ -1,0 +1,428 @@
+//! The device's local store: both logs, in sled, holding only verified entries.
+//!
+//! Trees:
+//!
+//! * `log`: `author (32) | seq (8, BE)` → entry in wire form. Own entries are written by
+//!   [`Store::append_own`]; the partner's only by [`Store::apply_incoming`], after
+//!   [`verify_incoming`] accepted them. Nothing is ever overwritten or deleted.
+//! * `ids`: entry hash → `author | seq`, to find entries by id.
+//! * `meta`: the space configuration and the pull cursor.
+//!
+//! Every write path flushes before it reports success, so an entry the CLI said it wrote survives
+//! a crash (see SECURITY.md for what sled's flush guarantees).
+
+use candor_shared::chain::LogHead;
+use candor_shared::entry::{Class, Draft, Entry, EntryError, PartnerSeen};
+use candor_shared::invite::RelayFingerprint;
+use candor_shared::keys::{DevicePublic, DeviceSecrets, SpaceKey};
+use candor_shared::payload::Payload;
+use candor_shared::sync::{verify_incoming, Incoming, IncomingError, LocalLog, LogKeys};
+use candor_shared::{DeviceKey, EntryHash, SpaceId};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Errors of the local store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the database.
+    #[error("the store is in use by another candor process")]
+    Locked,
+    /// sled failed.
+    #[error("database error: {0}")]
+    Db(#[from] sled::Error),
+    /// Stored data does not decode.
+    #[error("the local store is damaged: {0}")]
+    Corrupt(String),
+    /// A new entry could not be sealed.
+    #[error("could not seal entry: {0}")]
+    Seal(#[from] EntryError),
+    /// An incoming entry was refused.
+    #[error(transparent)]
+    Refused(#[from] IncomingError),
+    /// The transaction failed.
+    #[error("transaction failed: {0}")]
+    Transaction(String),
+}
+
+/// The space this device belongs to, as recorded at pairing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceConfig {
+    /// The space id.
+    pub space: SpaceId,
+    /// The relay's address.
+    pub relay: String,
+    /// The relay's pinned certificate fingerprint.
+    pub fingerprint: RelayFingerprint,
+    /// Whether this device created the space.
+    pub creator: bool,
+    /// The partner's device, once known and its membership proof checked.
+    pub partner: Option<DevicePublic>,
+}
+
+const META_SPACE: &[u8] = b"space";
+const META_CURSOR: &[u8] = b"cursor";
+
+/// The sled-backed store.
+pub struct Store {
+    db: sled::Db,
+    log: sled::Tree,
+    ids: sled::Tree,
+    meta: sled::Tree,
+    writes: Mutex<()>,
+}
+
+fn log_key(author: &DeviceKey, seq: u64) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..32].copy_from_slice(&author.0);
+    key[32..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn decode_log_key(key: &[u8]) -> Result<(DeviceKey, u64), StoreError> {
+    let bytes: [u8; 40] = key
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("log key has the wrong length".into()))?;
+    let mut author = [0u8; 32];
+    author.copy_from_slice(&bytes[..32]);
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&bytes[32..]);
+    Ok((DeviceKey(author), u64::from_be_bytes(seq)))
+}
+
+fn hash_from(value: &[u8]) -> Result<EntryHash, StoreError> {
+    value
+        .try_into()
+        .map(EntryHash)
+        .map_err(|_| StoreError::Corrupt("hash has the wrong length".into()))
+}
+
+impl Store {
+    /// Opens (or creates) the store at `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::Locked
+            }
+            _ => StoreError::Db(e),
+        })?;
+        Ok(Self {
+            log: db.open_tree("log")?,
+            ids: db.open_tree("ids")?,
+            meta: db.open_tree("meta")?,
+            db,
+            writes: Mutex::new(()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The space configuration, if paired.
+    pub fn space_config(&self) -> Result<Option<SpaceConfig>, StoreError> {
+        self.meta
+            .get(META_SPACE)?
+            .map(|v| {
+                postcard::from_bytes(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("space configuration: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Records the space configuration, durably.
+    pub fn set_space_config(&self, config: &SpaceConfig) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(config)
+            .map_err(|e| StoreError::Corrupt(format!("space configuration: {e}")))?;
+        self.meta.insert(META_SPACE, bytes)?;
+        self.flush()
+    }
+
+    /// The pull cursor.
+    pub fn cursor(&self) -> Result<u64, StoreError> {
+        Ok(match self.meta.get(META_CURSOR)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("cursor".into()))?,
+            ),
+            None => 0,
+        })
+    }
+
+    /// Advances the pull cursor (never moves it back). Not flushed: see [`Store::flush`].
+    pub fn advance_cursor(&self, cursor: u64) -> Result<(), StoreError> {
+        let _guard = self.lock();
+        if cursor > self.cursor()? {
+            self.meta.insert(META_CURSOR, &cursor.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The head of `author`'s log as this device holds it.
+    pub fn head(&self, author: &DeviceKey) -> Result<LogHead, StoreError> {
+        match self.log.scan_prefix(author.0).next_back() {
+            None => Ok(LogHead::default()),
+            Some(item) => {
+                let (key, value) = item?;
+                let (_, seq) = decode_log_key(&key)?;
+                let entry = Entry::from_bytes(&value)
+                    .map_err(|e| StoreError::Corrupt(format!("stored entry: {e}")))?;
+                Ok(LogHead {
+                    count: seq + 1,
+                    hash: entry.hash,
+                })
+            }
+        }
+    }
+
+    /// Hash of `author`'s entry at `seq`, if held.
+    pub fn hash_at(&self, author: &DeviceKey, seq: u64) -> Result<Option<EntryHash>, StoreError> {
+        self.log
+            .get(log_key(author, seq))?
+            .map(|v| {
+                Entry::from_bytes(&v)
+                    .map(|e| e.hash)
+                    .map_err(|e| StoreError::Corrupt(format!("stored entry: {e}")))
+            })
+            .transpose()
+    }
+
+    /// The raw entries of `author`'s log in seq order, from `from_seq`.
+    pub fn log_entries(
+        &self,
+        author: &DeviceKey,
+        from_seq: u64,
+    ) -> impl Iterator<Item = Result<(u64, sled::IVec), StoreError>> + '_ {
+        let start = log_key(author, from_seq);
+        let end = log_key(author, u64::MAX);
+        self.log.range(start..=end).map(|item| {
+            let (key, value) = item?;
+            let (_, seq) = decode_log_key(&key)?;
+            Ok((seq, value))
+        })
+    }
+
+    /// Finds entries whose id starts with the hex `prefix`.
+    pub fn find_by_prefix(&self, prefix: &str) -> Result<Vec<(DeviceKey, u64, EntryHash)>, StoreError> {
+        let prefix = prefix.trim().to_ascii_lowercase();
+        let even = &prefix[..prefix.len() - prefix.len() % 2];
+        let Ok(bytes) = hex::decode(even) else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for item in self.ids.scan_prefix(&bytes) {
+            let (hash, location) = item?;
+            let hash = hash_from(&hash)?;
+            if hash.to_hex().starts_with(&prefix) {
+                let (author, seq) = decode_log_key(&location)?;
+                found.push((author, seq, hash));
+            }
+        }
+        Ok(found)
+    }
+
+    fn insert_entry(&self, entry: &Entry) -> Result<(), StoreError> {
+        use sled::Transactional;
+        let key = log_key(&entry.header.author, entry.header.seq);
+        let bytes = entry.to_bytes();
+        (&self.log, &self.ids)
+            .transaction(|(log, ids)| {
+                log.insert(&key[..], bytes.as_slice())?;
+                ids.insert(&entry.hash.0[..], &key[..])?;
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| StoreError::Transaction(format!("{e:?}")))
+    }
+
+    /// Seals and appends entries to this device's own log, then flushes; returns them.
+    pub fn append_own(
+        &self,
+        author: &DeviceSecrets,
+        space: &SpaceId,
+        key: &SpaceKey,
+        partner: Option<&DeviceKey>,
+        items: Vec<(Class, Payload)>,
+        now_ms: u64,
+        mut nonce: impl FnMut() -> [u8; 24],
+    ) -> Result<Vec<Entry>, StoreError> {
+        let _guard = self.lock();
+        let me = author.device_key();
+        let mut head = self.head(&me)?;
+        let partner_seen = match partner {
+            Some(partner) => {
+                let h = self.head(partner)?;
+                PartnerSeen {
+                    count: h.count,
+                    head: h.hash,
+                }
+            }
+            None => PartnerSeen::default(),
+        };
+        let mut written = Vec::with_capacity(items.len());
+        for (class, payload) in items {
+            let draft = Draft {
+                class,
+                space: *space,
+                seq: head.count,
+                prev: head.hash,
+                time_ms: now_ms,
+                partner_seen,
+                nonce: nonce(),
+            };
+            let entry = Entry::seal(draft, &payload, key, author)?;
+            self.insert_entry(&entry)?;
+            head = head.advanced(entry.hash);
+            written.push(entry);
+        }
+        self.flush()?;
+        Ok(written)
+    }
+
+    /// Verifies an entry pulled from the relay and stores it if it is new. Not flushed: the
+    /// caller flushes once per page, before persisting the cursor.
+    pub fn apply_incoming(
+        &self,
+        keys: &LogKeys<'_>,
+        bytes: &[u8],
+    ) -> Result<Option<(Entry, Payload)>, StoreError> {
+        let _guard = self.lock();
+        let mut lookup_error = None;
+        let verdict = verify_incoming(
+            keys,
+            bytes,
+            |author| {
+                self.head(author).unwrap_or_else(|e| {
+                    lookup_error = Some(e);
+                    LogHead::default()
+                })
+            },
+            |author, seq| self.hash_at(author, seq).ok().flatten(),
+        );
+        if let Some(e) = lookup_error {
+            return Err(e);
+        }
+        match verdict? {
+            Incoming::AlreadyHeld => Ok(None),
+            Incoming::New { entry, payload } => {
+                self.insert_entry(&entry)?;
+                Ok(Some((entry, payload)))
+            }
+        }
+    }
+}
+
+/// This device's own log, as the sync machine reads it.
+pub struct OwnLog<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// This device.
+    pub me: DeviceKey,
+}
+
+impl LocalLog for OwnLog<'_> {
+    type Error = StoreError;
+
+    fn own_count(&self) -> Result<u64, StoreError> {
+        Ok(self.store.head(&self.me)?.count)
+    }
+
+    fn own_entries(&self, from_seq: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.store
+            .log_entries(&self.me, from_seq)
+            .take(limit)
+            .map(|item| item.map(|(_, v)| v.to_vec()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candor_shared::payload::{kind, TextContent};
+
+    fn note(text: &str) -> (Class, Payload) {
+        (
+            Class::Shared,
+            Payload::text(
+                kind::NOTE,
+                &TextContent {
+                    text: text.into(),
+                    replaces: None,
+                    original_time_ms: None,
+                },
+            ),
+        )
+    }
+
+    #[test]
+    fn own_entries_chain_survive_reopen_and_are_found_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
+        let key = SpaceKey::from_bytes([3; 32]);
+        let space = SpaceId([4; 16]);
+        let mut n = 0u8;
+        let written = {
+            let store = Store::open(dir.path()).unwrap();
+            let first = store
+                .append_own(&me, &space, &key, None, vec![note("a"), note("b")], 5, || {
+                    n += 1;
+                    [n; 24]
+                })
+                .unwrap();
+            assert_eq!(first[1].header.prev, first[0].hash);
+            first
+        };
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.head(&me.device_key()).unwrap(),
+            LogHead { count: 2, hash: written[1].hash }
+        );
+        let found = store.find_by_prefix(&written[1].hash.to_hex()[..7]).unwrap();
+        assert_eq!(found, vec![(me.device_key(), 1, written[1].hash)]);
+        let own = OwnLog { store: &store, me: me.device_key() };
+        assert_eq!(own.own_entries(1, 10).unwrap(), vec![written[1].to_bytes()]);
+    }
+
+    #[test]
+    fn a_second_open_reports_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked)));
+    }
+
+    #[test]
+    fn partner_entries_are_stored_only_after_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
+        let partner = DeviceSecrets::from_seeds([5; 32], [6; 32]);
+        let key = SpaceKey::from_bytes([3; 32]);
+        let space = SpaceId([4; 16]);
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Store::open(other_dir.path()).unwrap();
+        let entries = other
+            .append_own(&partner, &space, &key, None, vec![note("x"), note("y")], 1, || [0; 24])
+            .unwrap();
+        let keys = LogKeys { space, key: &key, me: me.device_key(), partner: Some(partner.device_key()) };
+        // Out of order: refused, nothing stored.
+        assert!(store.apply_incoming(&keys, &entries[1].to_bytes()).is_err());
+        assert_eq!(store.head(&partner.device_key()).unwrap().count, 0);
+        // Tampered: refused.
+        let mut bad = entries[0].to_bytes();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(store.apply_incoming(&keys, &bad).is_err());
+        // In order: stored once.
+        assert!(store.apply_incoming(&keys, &entries[0].to_bytes()).unwrap().is_some());
+        assert!(store.apply_incoming(&keys, &entries[0].to_bytes()).unwrap().is_none());
+        assert!(store.apply_incoming(&keys, &entries[1].to_bytes()).unwrap().is_some());
+        assert_eq!(store.head(&partner.device_key()).unwrap().count, 2);
+    }
+}

@@ -1,0 +1,211 @@
+//! Drives the sync state machine (`candor_shared::sync::SyncMachine`) over a relay connection
+//! and the local store: one round for `candor sync`, a connected loop for `candor sync --watch`.
+
+use crate::commands::Paired;
+use crate::home::Home;
+use crate::net::{NetError, RelayClient};
+use crate::output::Output;
+use crate::store::{OwnLog, Store};
+use anyhow::{anyhow, bail, Context as _, Result};
+use candor_shared::sync::{LogKeys, SyncEvent, SyncMachine};
+use candor_shared::wire::{Request, Response};
+use serde::Serialize;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// What one sync did.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Own entries the relay newly stored.
+    pub pushed: u64,
+    /// Partner entries verified and stored.
+    pub pulled: u64,
+}
+
+impl SyncReport {
+    /// Prints the one-line summary (or JSON).
+    pub fn print(&self, json: bool, out: &mut Output) {
+        if json {
+            out.line(serde_json::json!({"pushed": self.pushed, "pulled": self.pulled}).to_string());
+        } else {
+            out.line(format!("pushed {}, pulled {}", self.pushed, self.pulled));
+        }
+    }
+}
+
+async fn connect(paired: &Paired) -> Result<RelayClient> {
+    let (client, _) = RelayClient::connect(
+        &paired.config.relay,
+        &paired.config.fingerprint,
+        &paired.identity.secrets,
+    )
+    .await
+    .with_context(|| format!("could not reach the relay at {}", paired.config.relay))?;
+    Ok(client)
+}
+
+/// Learns the partner's device from the relay's member list, checking the joiner's proof of
+/// holding the invite (which the relay cannot forge). No-op once the partner is known.
+async fn resolve_partner(client: &RelayClient, store: &Store, paired: &mut Paired) -> Result<()> {
+    if paired.config.partner.is_some() {
+        return Ok(());
+    }
+    let space = paired.config.space;
+    let Response::MemberList { members } = client.request(&Request::Members { space }).await? else {
+        bail!("the relay answered Members with something unexpected");
+    };
+    let me = paired.identity.secrets.device_key();
+    let Some(other) = members.iter().find(|m| m.public.device != me) else {
+        return Ok(()); // the partner has not joined yet
+    };
+    let secret = paired
+        .invite_secret
+        .as_ref()
+        .ok_or_else(|| anyhow!("cannot check the partner's membership: the invite secret is missing"))?;
+    if !secret.verify_join_proof(&space, &other.public, &other.proof) {
+        bail!(
+            "the relay presented a partner device ({}) that cannot prove it holds your invite; \
+             refusing it — the relay may be trying to insert its own key",
+            other.public.device.short()
+        );
+    }
+    paired.config.partner = Some(other.public);
+    store.set_space_config(&paired.config)?;
+    Ok(())
+}
+
+fn machine_for(store: &Store, paired: &Paired) -> Result<SyncMachine> {
+    let me = paired.identity.secrets.device_key();
+    let mut machine = SyncMachine::new(paired.config.space, me, store.cursor()?);
+    if let Some(partner) = paired.config.partner {
+        machine.set_partner_verified(partner.device, store.head(&partner.device)?.count);
+    }
+    Ok(machine)
+}
+
+/// Runs the machine until it has nothing left to send, applying its events to the store.
+async fn drive(
+    client: &RelayClient,
+    store: &Store,
+    paired: &mut Paired,
+    machine: &mut SyncMachine,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let me = paired.identity.secrets.device_key();
+    loop {
+        while let Some(event) = machine.poll_event() {
+            match event {
+                SyncEvent::Pulled(entries) => {
+                    resolve_partner(client, store, paired).await?;
+                    let keys = LogKeys {
+                        space: paired.config.space,
+                        key: &paired.key,
+                        me,
+                        partner: paired.config.partner.map(|p| p.device),
+                    };
+                    for paged in entries {
+                        match store.apply_incoming(&keys, &paged.entry) {
+                            Ok(Some(_)) => report.pulled += 1,
+                            Ok(None) => {}
+                            Err(e) => {
+                                store.flush()?;
+                                bail!("refused the entry at relay position {}: {e}", paged.cursor);
+                            }
+                        }
+                    }
+                    store.flush()?;
+                }
+                SyncEvent::Cursor(cursor) => {
+                    store.advance_cursor(cursor)?;
+                    store.flush()?;
+                }
+                SyncEvent::Pushed(count) => report.pushed += count,
+                SyncEvent::PartnerRollback { ours, relay, .. } => bail!(
+                    "the relay serves only {relay} of your partner's entries, but this device has \
+                     already verified {ours}: the relay rolled back or lost data"
+                ),
+                SyncEvent::Idle => {}
+            }
+        }
+        let own = OwnLog { store, me };
+        let Some((id, request)) = machine.poll_request(&own)? else {
+            return Ok(());
+        };
+        let response = match client.request(&request).await {
+            Ok(response) => response,
+            Err(NetError::Refused { code, message }) => Response::Error { code, message },
+            Err(e) => return Err(e.into()),
+        };
+        machine.handle_response(id, response)?;
+    }
+}
+
+/// One full round: push what the relay lacks, pull what this device lacks.
+pub async fn sync_once(store: &Store, paired: &Paired) -> Result<SyncReport> {
+    let mut paired = paired.clone();
+    let client = connect(&paired).await?;
+    let result = async {
+        resolve_partner(&client, store, &mut paired).await?;
+        let mut machine = machine_for(store, &paired)?;
+        let mut report = SyncReport::default();
+        drive(&client, store, &mut paired, &mut machine, &mut report).await?;
+        Ok(report)
+    }
+    .await;
+    client.close().await;
+    result
+}
+
+/// One connected session of `sync --watch`; returns when the connection fails.
+async fn watch_session(store: &Store, paired: &mut Paired, wake: &Notify, connected: &mut bool) -> Result<()> {
+    let client = connect(paired).await?;
+    *connected = true;
+    eprintln!("connected to relay {}", paired.config.relay);
+    resolve_partner(&client, store, paired).await?;
+    let mut subscription = client.subscribe(paired.config.space).await?;
+    let mut machine = machine_for(store, paired)?;
+    loop {
+        let mut report = SyncReport::default();
+        drive(&client, store, paired, &mut machine, &mut report).await?;
+        if report != SyncReport::default() {
+            let mut out = Output::default();
+            report.print(false, &mut out);
+            out.emit();
+        }
+        tokio::select! {
+            cursor = subscription.next() => machine.handle_notify(cursor?),
+            () = wake.notified() => machine.local_written(),
+            err = client.closed() => return Err(err.into()),
+        }
+    }
+}
+
+/// `candor sync --watch`: stays connected, reconnecting with backoff, until `shutdown` resolves.
+pub async fn watch(
+    home: &Home,
+    store: &Store,
+    wake: &Notify,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut paired = Paired::load(home, store)?;
+        let mut connected = false;
+        let result = tokio::select! {
+            result = watch_session(store, &mut paired, wake, &mut connected) => result,
+            () = &mut shutdown => return Ok(()),
+        };
+        if connected {
+            backoff = Duration::from_millis(100);
+        }
+        if let Err(e) = result {
+            eprintln!("candor: {e:#}; retrying in {} ms", backoff.as_millis());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = &mut shutdown => return Ok(()),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
