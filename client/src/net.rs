@@ -605,6 +605,7 @@ impl ServerCertVerifier for PinnedVerifier {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use candor_shared::keys::verify_signature;

@@ -1,1 +1,244 @@
-//! placeholder
+//! Test harness: runs the real `candor-relay` and `candor` binaries on loopback.
+//!
+//! [`Relay`] starts `candor-relay serve --listen 127.0.0.1:0` in a temp data dir and reads the
+//! bound address and fingerprint from its first two stdout lines; it is killed on drop.
+//! [`Device`] is one `--home` directory driven through the `candor` binary. [`Watch`] is a
+//! running `candor sync --watch` whose stdout lines can be awaited (with a deadline, never a
+//! fixed sleep).
+//!
+//! The binaries are found next to the test executable (`target/<profile>/`), where
+//! `cargo test --workspace` builds them.
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// How long any awaited event may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Path of a workspace binary built alongside the tests.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build --workspace` first)",
+        path.display()
+    );
+    path
+}
+
+fn lines_of(child: &mut Child) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// Waits for a line satisfying `pred`, returning it.
+fn wait_line(rx: &Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> Result<String> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if pred(&line) => return Ok(line),
+            Ok(_) => {}
+            Err(_) => bail!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// A running relay.
+pub struct Relay {
+    child: Child,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// `sha256:…`.
+    pub fingerprint: String,
+}
+
+impl Relay {
+    /// Starts a relay on an OS-assigned loopback port.
+    pub fn start(data: &Path) -> Result<Self> {
+        Self::start_on(data, "127.0.0.1:0")
+    }
+
+    /// Starts a relay on `listen` (used to restart on the port it had).
+    pub fn start_on(data: &Path, listen: &str) -> Result<Self> {
+        let mut child = Command::new(binary("candor-relay"))
+            .args(["serve", "--listen", listen, "--data"])
+            .arg(data)
+            .env("CANDOR_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting candor-relay")?;
+        let rx = lines_of(&mut child);
+        let listening = wait_line(&rx, "the relay's listening line", |l| l.starts_with("candor-relay listening on "))?;
+        let addr = listening.trim_start_matches("candor-relay listening on ").trim().to_string();
+        let fp = wait_line(&rx, "the relay's fingerprint line", |l| l.starts_with("fingerprint "))?;
+        let fingerprint = fp.trim_start_matches("fingerprint ").trim().to_string();
+        Ok(Self {
+            child,
+            data: data.to_path_buf(),
+            addr,
+            fingerprint,
+        })
+    }
+
+    /// Kills the relay abruptly (SIGKILL) and waits for it to exit.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.addr.clone()
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One device: a `--home` directory.
+pub struct Device {
+    /// The home directory.
+    pub home: PathBuf,
+}
+
+impl Device {
+    /// Creates the device's identity.
+    pub fn init(root: &Path, name: &str) -> Result<Self> {
+        let device = Self {
+            home: root.join(name.to_lowercase()),
+        };
+        device.ok(&["init", "--name", name])?;
+        Ok(device)
+    }
+
+    /// A `candor` command for this home.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("candor"));
+        command.arg("--home").arg(&self.home).args(args).env("CANDOR_LOG", "warn");
+        command
+    }
+
+    /// Runs a command and returns its output, whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Result<Output> {
+        self.command(args).stdin(Stdio::null()).output().context("running candor")
+    }
+
+    /// Runs a command that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args)?;
+        if !out.status.success() {
+            bail!(
+                "candor {:?} failed ({}): {}",
+                args,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs a command that must fail; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args)?;
+        if out.status.success() {
+            bail!("candor {:?} unexpectedly succeeded: {}", args, String::from_utf8_lossy(&out.stdout));
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// `space create` on `relay`; returns the invite (the last stdout line).
+    pub fn create_space(&self, relay: &Relay) -> Result<String> {
+        let out = self.ok(&["space", "create", "--relay", &relay.addr, "--relay-fingerprint", &relay.fingerprint])?;
+        out.lines().last().map(str::to_string).ok_or_else(|| anyhow!("no invite printed"))
+    }
+
+    /// `log list --json`, parsed.
+    pub fn entries(&self) -> Result<Vec<serde_json::Value>> {
+        let out = self.ok(&["log", "list", "--json"])?;
+        let value: serde_json::Value = serde_json::from_str(&out).context("log list --json is not JSON")?;
+        value.as_array().cloned().ok_or_else(|| anyhow!("log list --json is not an array"))
+    }
+
+    /// The texts of `log list --json`, in order.
+    pub fn texts(&self) -> Result<Vec<String>> {
+        Ok(self
+            .entries()?
+            .iter()
+            .map(|e| e["text"].as_str().unwrap_or_default().to_string())
+            .collect())
+    }
+
+    /// Starts `sync --watch`.
+    pub fn watch(&self) -> Result<Watch> {
+        let mut child = self
+            .command(&["sync", "--watch"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting candor sync --watch")?;
+        let lines = lines_of(&mut child);
+        Ok(Watch { child, lines })
+    }
+}
+
+/// A running `candor sync --watch`.
+pub struct Watch {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Watch {
+    /// Waits until the watcher reports having pulled at least one entry.
+    pub fn wait_pulled(&self) -> Result<String> {
+        wait_line(&self.lines, "`pulled` from sync --watch", |l| {
+            l.contains("pulled ") && !l.ends_with("pulled 0")
+        })
+    }
+
+    /// Waits until the watcher reports having pushed at least one entry.
+    pub fn wait_pushed(&self) -> Result<String> {
+        wait_line(&self.lines, "`pushed` from sync --watch", |l| {
+            l.starts_with("pushed ") && !l.starts_with("pushed 0")
+        })
+    }
+
+    /// Stops it with SIGTERM-like kill and waits.
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -53,6 +53,18 @@ fn write_hello(ctx: &Ctx, space: &SpaceId, key: &SpaceKey, partner: Option<&cand
     }
 }
 
+/// Sends the introduction entry right away, so the partner learns this device's name on their
+/// next sync. Failure is not fatal: the entry is stored and goes out with the next sync.
+async fn push_hello(ctx: &Ctx, out: &mut Output) {
+    let result = match ctx.paired() {
+        Ok(paired) => crate::syncer::sync_once(&ctx.store, &paired).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        out.note(format!("note: could not sync yet ({e:#}); run `candor sync` later"));
+    }
+}
+
 /// `candor space create`: registers a new space at the relay and prints the invite last.
 pub async fn create_space(ctx: &Ctx, relay: &str, fingerprint: &str, out: &mut Output) -> Result<()> {
     refuse_if_paired(ctx)?;
@@ -90,6 +102,7 @@ pub async fn create_space(ctx: &Ctx, relay: &str, fingerprint: &str, out: &mut O
         partner: None,
     })?;
     write_hello(ctx, &space, &key, None)?;
+    push_hello(ctx, out).await;
     let invite = Invite {
         relay: relay.to_string(),
         relay_fingerprint: fingerprint,
@@ -156,6 +169,7 @@ pub async fn join_space(ctx: &Ctx, invite: &str, out: &mut Output) -> Result<()>
         partner: Some(invite.creator),
     })?;
     write_hello(ctx, &invite.space, &key, Some(&invite.creator.device))?;
+    push_hello(ctx, out).await;
     out.line(format!(
         "Joined space {} on relay {}.",
         invite.space.short(),
