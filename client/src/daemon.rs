@@ -42,18 +42,28 @@ pub fn bind(home: &Home) -> Result<UnixListener> {
     let path = home.socket_path();
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-            bail!("`candor sync --watch` is already running for {}", home.root().display());
+            bail!(
+                "`candor sync --watch` is already running for {}",
+                home.root().display()
+            );
         }
-        std::fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
+        std::fs::remove_file(&path)
+            .with_context(|| format!("removing stale {}", path.display()))?;
     }
-    let listener = UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("restricting {}", path.display()))?;
     Ok(listener)
 }
 
 /// Serves forwarded commands until the listener fails.
-pub async fn serve(listener: UnixListener, home: Home, store: Arc<crate::store::Store>, wake: Arc<tokio::sync::Notify>) {
+pub async fn serve(
+    listener: UnixListener,
+    home: Home,
+    store: Arc<crate::store::Store>,
+    wake: Arc<tokio::sync::Notify>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             return;
@@ -106,13 +116,19 @@ pub fn forward(home: &Home, request: &Forwarded) -> Result<Option<Output>> {
     };
     let mut line = serde_json::to_vec(request)?;
     line.push(b'\n');
-    stream.write_all(&line).context("sending the command to `candor sync --watch`")?;
+    stream
+        .write_all(&line)
+        .context("sending the command to `candor sync --watch`")?;
     let mut reply = String::new();
     BufReader::new(stream)
         .read_line(&mut reply)
         .context("reading the answer of `candor sync --watch`")?;
     if reply.is_empty() {
-        bail!("`candor sync --watch` closed the connection without answering; is it shutting down?");
+        bail!(
+            "`candor sync --watch` closed the connection without answering; is it shutting down?"
+        );
     }
-    Ok(Some(serde_json::from_str(&reply).context("`candor sync --watch` sent a malformed answer")?))
+    Ok(Some(serde_json::from_str(&reply).context(
+        "`candor sync --watch` sent a malformed answer",
+    )?))
 }

@@ -217,14 +217,20 @@ impl Home {
 }
 
 fn read_secret_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, HomeError> {
-    let mode = fs::metadata(path).map_err(io("read", path))?.permissions().mode() & 0o777;
+    let mode = fs::metadata(path)
+        .map_err(io("read", path))?
+        .permissions()
+        .mode()
+        & 0o777;
     if mode & 0o077 != 0 {
         return Err(HomeError::Permissions {
             path: path.to_path_buf(),
             mode,
         });
     }
-    Ok(zeroize::Zeroizing::new(fs::read(path).map_err(io("read", path))?))
+    Ok(zeroize::Zeroizing::new(
+        fs::read(path).map_err(io("read", path))?,
+    ))
 }
 
 /// Writes `bytes` to `path` with mode 0600, atomically and durably.
@@ -273,7 +279,10 @@ mod tests {
         let back = home.identity().unwrap();
         assert_eq!(back.name, "Sam");
         assert_eq!(back.secrets.device_key(), identity.secrets.device_key());
-        let mode = fs::metadata(home.identity_path()).unwrap().permissions().mode();
+        let mode = fs::metadata(home.identity_path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let dir_mode = fs::metadata(home.root()).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
@@ -293,6 +302,9 @@ mod tests {
         home.write_space_key(&SpaceId([1; 16]), &SpaceKey::from_bytes([2; 32]), None)
             .unwrap();
         fs::set_permissions(home.space_key_path(), fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(home.space_key(), Err(HomeError::Permissions { .. })));
+        assert!(matches!(
+            home.space_key(),
+            Err(HomeError::Permissions { .. })
+        ));
     }
 }

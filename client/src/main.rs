@@ -44,10 +44,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<i32> {
-    let root = cli
-        .home
-        .or_else(Home::default_root)
-        .ok_or_else(|| anyhow!("no --home given and no platform data directory found; pass --home DIR"))?;
+    let root = cli.home.or_else(Home::default_root).ok_or_else(|| {
+        anyhow!("no --home given and no platform data directory found; pass --home DIR")
+    })?;
     let home = Home::new(root);
     match cli.command {
         Command::Init { name } => init(&home, &name),
@@ -78,7 +77,10 @@ fn init(home: &Home, name: &str) -> Result<i32> {
     home.write_identity(&identity)?;
     drop(Store::open(&home.store_dir())?);
     let mut out = Output::default();
-    out.line(format!("Created the identity of {name} in {}", home.root().display()));
+    out.line(format!(
+        "Created the identity of {name} in {}",
+        home.root().display()
+    ));
     out.line(format!("device key {}", identity.secrets.device_key()));
     out.line("Next: `candor space create --relay HOST:PORT --relay-fingerprint FP`, or `candor space join INVITE`.");
     out.emit();
@@ -110,7 +112,8 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
     let stdin = match &command {
         Command::Log(LogCommand::Import { file }) if file.as_os_str() == "-" => {
             let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading stdin")?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading stdin")?;
             Some(text)
         }
         _ => None,
@@ -121,7 +124,10 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
         stdin,
     };
     if !home.has_identity() {
-        bail!("no device identity in {}: run `candor init --name NAME` first", home.root().display());
+        bail!(
+            "no device identity in {}: run `candor init --name NAME` first",
+            home.root().display()
+        );
     }
     let store = match open_or_forward(home, &forwarded)? {
         Opened::Elsewhere(output) => {
@@ -146,7 +152,9 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
             .await
             .map(|()| out),
         Command::Space(SpaceCommand::Join { invite }) => {
-            commands::join_space(&ctx, &invite, &mut out).await.map(|()| out)
+            commands::join_space(&ctx, &invite, &mut out)
+                .await
+                .map(|()| out)
         }
         other => Ok(commands::execute(&ctx, other).await),
     };
@@ -157,7 +165,10 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
 
 async fn watch(home: &Home) -> Result<i32> {
     if !home.has_identity() {
-        bail!("no device identity in {}: run `candor init --name NAME` first", home.root().display());
+        bail!(
+            "no device identity in {}: run `candor init --name NAME` first",
+            home.root().display()
+        );
     }
     let listener = daemon::bind(home)?;
     let mut store = None;
@@ -171,10 +182,17 @@ async fn watch(home: &Home) -> Result<i32> {
             Err(e) => return Err(e).context("opening the local store"),
         }
     }
-    let store = Arc::new(store.ok_or_else(|| anyhow!("the local store stayed locked by another candor process"))?);
+    let store = Arc::new(
+        store.ok_or_else(|| anyhow!("the local store stayed locked by another candor process"))?,
+    );
     commands::Paired::load(home, &store)?;
     let wake = Arc::new(tokio::sync::Notify::new());
-    let server = tokio::spawn(daemon::serve(listener, home.clone(), store.clone(), wake.clone()));
+    let server = tokio::spawn(daemon::serve(
+        listener,
+        home.clone(),
+        store.clone(),
+        wake.clone(),
+    ));
     eprintln!("watching; press Ctrl-C to stop");
     let result = candor::syncer::watch(home, &store, &wake, shutdown_signal()).await;
     server.abort();

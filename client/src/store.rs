@@ -210,7 +210,10 @@ impl Store {
     }
 
     /// Finds entries whose id starts with the hex `prefix`.
-    pub fn find_by_prefix(&self, prefix: &str) -> Result<Vec<(DeviceKey, u64, EntryHash)>, StoreError> {
+    pub fn find_by_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(DeviceKey, u64, EntryHash)>, StoreError> {
         let prefix = prefix.trim().to_ascii_lowercase();
         let even = &prefix[..prefix.len() - prefix.len() % 2];
         let Ok(bytes) = hex::decode(even) else {
@@ -244,14 +247,17 @@ impl Store {
     /// Seals and appends entries to this device's own log, then flushes; returns them.
     pub fn append_own(
         &self,
-        author: &DeviceSecrets,
-        space: &SpaceId,
-        key: &SpaceKey,
-        partner: Option<&DeviceKey>,
+        writer: &LogWriter<'_>,
         items: Vec<(Class, Payload)>,
         now_ms: u64,
         mut nonce: impl FnMut() -> [u8; 24],
     ) -> Result<Vec<Entry>, StoreError> {
+        let LogWriter {
+            author,
+            space,
+            key,
+            partner,
+        } = writer;
         let _guard = self.lock();
         let me = author.device_key();
         let mut head = self.head(&me)?;
@@ -269,7 +275,7 @@ impl Store {
         for (class, payload) in items {
             let draft = Draft {
                 class,
-                space: *space,
+                space: **space,
                 seq: head.count,
                 prev: head.hash,
                 time_ms: now_ms,
@@ -312,10 +318,22 @@ impl Store {
             Incoming::AlreadyHeld => Ok(None),
             Incoming::New { entry, payload } => {
                 self.insert_entry(&entry)?;
-                Ok(Some((entry, payload)))
+                Ok(Some((*entry, payload)))
             }
         }
     }
+}
+
+/// What sealing this device's next entries needs.
+pub struct LogWriter<'a> {
+    /// This device's keys.
+    pub author: &'a DeviceSecrets,
+    /// The space.
+    pub space: &'a SpaceId,
+    /// The space key.
+    pub key: &'a SpaceKey,
+    /// The partner, whose verified head each entry records.
+    pub partner: Option<&'a DeviceKey>,
 }
 
 /// This device's own log, as the sync machine reads it.
@@ -371,10 +389,20 @@ mod tests {
         let written = {
             let store = Store::open(dir.path()).unwrap();
             let first = store
-                .append_own(&me, &space, &key, None, vec![note("a"), note("b")], 5, || {
-                    n += 1;
-                    [n; 24]
-                })
+                .append_own(
+                    &LogWriter {
+                        author: &me,
+                        space: &space,
+                        key: &key,
+                        partner: None,
+                    },
+                    vec![note("a"), note("b")],
+                    5,
+                    || {
+                        n += 1;
+                        [n; 24]
+                    },
+                )
                 .unwrap();
             assert_eq!(first[1].header.prev, first[0].hash);
             first
@@ -382,11 +410,19 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(
             store.head(&me.device_key()).unwrap(),
-            LogHead { count: 2, hash: written[1].hash }
+            LogHead {
+                count: 2,
+                hash: written[1].hash
+            }
         );
-        let found = store.find_by_prefix(&written[1].hash.to_hex()[..7]).unwrap();
+        let found = store
+            .find_by_prefix(&written[1].hash.to_hex()[..7])
+            .unwrap();
         assert_eq!(found, vec![(me.device_key(), 1, written[1].hash)]);
-        let own = OwnLog { store: &store, me: me.device_key() };
+        let own = OwnLog {
+            store: &store,
+            me: me.device_key(),
+        };
         assert_eq!(own.own_entries(1, 10).unwrap(), vec![written[1].to_bytes()]);
     }
 
@@ -408,9 +444,24 @@ mod tests {
         let other_dir = tempfile::tempdir().unwrap();
         let other = Store::open(other_dir.path()).unwrap();
         let entries = other
-            .append_own(&partner, &space, &key, None, vec![note("x"), note("y")], 1, || [0; 24])
+            .append_own(
+                &LogWriter {
+                    author: &partner,
+                    space: &space,
+                    key: &key,
+                    partner: None,
+                },
+                vec![note("x"), note("y")],
+                1,
+                || [0; 24],
+            )
             .unwrap();
-        let keys = LogKeys { space, key: &key, me: me.device_key(), partner: Some(partner.device_key()) };
+        let keys = LogKeys {
+            space,
+            key: &key,
+            me: me.device_key(),
+            partner: Some(partner.device_key()),
+        };
         // Out of order: refused, nothing stored.
         assert!(store.apply_incoming(&keys, &entries[1].to_bytes()).is_err());
         assert_eq!(store.head(&partner.device_key()).unwrap().count, 0);
@@ -420,9 +471,18 @@ mod tests {
         bad[last] ^= 1;
         assert!(store.apply_incoming(&keys, &bad).is_err());
         // In order: stored once.
-        assert!(store.apply_incoming(&keys, &entries[0].to_bytes()).unwrap().is_some());
-        assert!(store.apply_incoming(&keys, &entries[0].to_bytes()).unwrap().is_none());
-        assert!(store.apply_incoming(&keys, &entries[1].to_bytes()).unwrap().is_some());
+        assert!(store
+            .apply_incoming(&keys, &entries[0].to_bytes())
+            .unwrap()
+            .is_some());
+        assert!(store
+            .apply_incoming(&keys, &entries[0].to_bytes())
+            .unwrap()
+            .is_none());
+        assert!(store
+            .apply_incoming(&keys, &entries[1].to_bytes())
+            .unwrap()
+            .is_some());
         assert_eq!(store.head(&partner.device_key()).unwrap().count, 2);
     }
 }

@@ -51,17 +51,17 @@ async fn resolve_partner(client: &RelayClient, store: &Store, paired: &mut Paire
         return Ok(());
     }
     let space = paired.config.space;
-    let Response::MemberList { members } = client.request(&Request::Members { space }).await? else {
+    let Response::MemberList { members } = client.request(&Request::Members { space }).await?
+    else {
         bail!("the relay answered Members with something unexpected");
     };
     let me = paired.identity.secrets.device_key();
     let Some(other) = members.iter().find(|m| m.public.device != me) else {
         return Ok(()); // the partner has not joined yet
     };
-    let secret = paired
-        .invite_secret
-        .as_ref()
-        .ok_or_else(|| anyhow!("cannot check the partner's membership: the invite secret is missing"))?;
+    let secret = paired.invite_secret.as_ref().ok_or_else(|| {
+        anyhow!("cannot check the partner's membership: the invite secret is missing")
+    })?;
     if !secret.verify_join_proof(&space, &other.public, &other.proof) {
         bail!(
             "the relay presented a partner device ({}) that cannot prove it holds your invite; \
@@ -157,7 +157,12 @@ pub async fn sync_once(store: &Store, paired: &Paired) -> Result<SyncReport> {
 }
 
 /// One connected session of `sync --watch`; returns when the connection fails.
-async fn watch_session(store: &Store, paired: &mut Paired, wake: &Notify, connected: &mut bool) -> Result<()> {
+async fn watch_session(
+    store: &Store,
+    paired: &mut Paired,
+    wake: &Notify,
+    connected: &mut bool,
+) -> Result<()> {
     let client = connect(paired).await?;
     *connected = true;
     eprintln!("connected to relay {}", paired.config.relay);

@@ -117,7 +117,12 @@ impl InviteSecret {
     }
 
     /// Checks a [`InviteSecret::join_proof`] in constant time.
-    pub fn verify_join_proof(&self, space: &SpaceId, device: &DevicePublic, proof: &[u8; 32]) -> bool {
+    pub fn verify_join_proof(
+        &self,
+        space: &SpaceId,
+        device: &DevicePublic,
+        proof: &[u8; 32],
+    ) -> bool {
         blake3::Hash::from(self.join_proof(space, device)) == blake3::Hash::from(*proof)
     }
 
@@ -360,8 +365,15 @@ mod tests {
         let proof = secret.join_proof(&space, &device);
         assert!(secret.verify_join_proof(&space, &device, &proof));
         assert!(!InviteSecret([3; 32]).verify_join_proof(&space, &device, &proof));
-        assert_ne!(proof, secret.token(), "the relay sees the token; it must not be the proof");
-        let other = DevicePublic { exchange: [9; 32], ..device };
+        assert_ne!(
+            proof,
+            secret.token(),
+            "the relay sees the token; it must not be the proof"
+        );
+        let other = DevicePublic {
+            exchange: [9; 32],
+            ..device
+        };
         assert!(!secret.verify_join_proof(&space, &other, &proof));
     }
 

@@ -90,9 +90,16 @@ impl Relay {
             .spawn()
             .context("starting candor-relay")?;
         let rx = lines_of(&mut child);
-        let listening = wait_line(&rx, "the relay's listening line", |l| l.starts_with("candor-relay listening on "))?;
-        let addr = listening.trim_start_matches("candor-relay listening on ").trim().to_string();
-        let fp = wait_line(&rx, "the relay's fingerprint line", |l| l.starts_with("fingerprint "))?;
+        let listening = wait_line(&rx, "the relay's listening line", |l| {
+            l.starts_with("candor-relay listening on ")
+        })?;
+        let addr = listening
+            .trim_start_matches("candor-relay listening on ")
+            .trim()
+            .to_string();
+        let fp = wait_line(&rx, "the relay's fingerprint line", |l| {
+            l.starts_with("fingerprint ")
+        })?;
         let fingerprint = fp.trim_start_matches("fingerprint ").trim().to_string();
         Ok(Self {
             child,
@@ -141,13 +148,20 @@ impl Device {
     /// A `candor` command for this home.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary("candor"));
-        command.arg("--home").arg(&self.home).args(args).env("CANDOR_LOG", "warn");
+        command
+            .arg("--home")
+            .arg(&self.home)
+            .args(args)
+            .env("CANDOR_LOG", "warn");
         command
     }
 
     /// Runs a command and returns its output, whatever the exit code.
     pub fn run(&self, args: &[&str]) -> Result<Output> {
-        self.command(args).stdin(Stdio::null()).output().context("running candor")
+        self.command(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running candor")
     }
 
     /// Runs a command that must succeed; returns stdout.
@@ -168,22 +182,40 @@ impl Device {
     pub fn fails(&self, args: &[&str]) -> Result<String> {
         let out = self.run(args)?;
         if out.status.success() {
-            bail!("candor {:?} unexpectedly succeeded: {}", args, String::from_utf8_lossy(&out.stdout));
+            bail!(
+                "candor {:?} unexpectedly succeeded: {}",
+                args,
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     /// `space create` on `relay`; returns the invite (the last stdout line).
     pub fn create_space(&self, relay: &Relay) -> Result<String> {
-        let out = self.ok(&["space", "create", "--relay", &relay.addr, "--relay-fingerprint", &relay.fingerprint])?;
-        out.lines().last().map(str::to_string).ok_or_else(|| anyhow!("no invite printed"))
+        let out = self.ok(&[
+            "space",
+            "create",
+            "--relay",
+            &relay.addr,
+            "--relay-fingerprint",
+            &relay.fingerprint,
+        ])?;
+        out.lines()
+            .last()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no invite printed"))
     }
 
     /// `log list --json`, parsed.
     pub fn entries(&self) -> Result<Vec<serde_json::Value>> {
         let out = self.ok(&["log", "list", "--json"])?;
-        let value: serde_json::Value = serde_json::from_str(&out).context("log list --json is not JSON")?;
-        value.as_array().cloned().ok_or_else(|| anyhow!("log list --json is not an array"))
+        let value: serde_json::Value =
+            serde_json::from_str(&out).context("log list --json is not JSON")?;
+        value
+            .as_array()
+            .cloned()
+            .ok_or_else(|| anyhow!("log list --json is not an array"))
     }
 
     /// The texts of `log list --json`, in order.

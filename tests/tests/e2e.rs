@@ -40,9 +40,21 @@ fn pairing_and_entries_both_ways() -> Result<()> {
     assert_eq!(a, s);
     assert_eq!(a.trim().split(' ').count(), 12);
 
-    alex.ok(&["log", "add", "--kind", "checkin", "Running late, home by 19:30"])?;
+    alex.ok(&[
+        "log",
+        "add",
+        "--kind",
+        "checkin",
+        "Running late, home by 19:30",
+    ])?;
     assert_eq!(alex.ok(&["sync"])?.trim(), "pushed 1, pulled 0");
-    sam.ok(&["log", "add", "--kind", "plan", "Dinner with my sister on Friday"])?;
+    sam.ok(&[
+        "log",
+        "add",
+        "--kind",
+        "plan",
+        "Dinner with my sister on Friday",
+    ])?;
     assert_eq!(sam.ok(&["sync"])?.trim(), "pushed 1, pulled 1");
     assert_eq!(alex.ok(&["sync"])?.trim(), "pushed 0, pulled 1");
 
@@ -54,18 +66,29 @@ fn pairing_and_entries_both_ways() -> Result<()> {
         assert_eq!(checkin["text"], "Running late, home by 19:30");
         assert_eq!(checkin["seq"], 1);
         assert_eq!(checkin["author_name"], "Alex");
-        assert_eq!(checkin["author"], if me == "Alex" { "me" } else { "partner" });
+        assert_eq!(
+            checkin["author"],
+            if me == "Alex" { "me" } else { "partner" }
+        );
         assert!(checkin["replaces"].is_null());
-        assert!(checkin["time"].as_str().is_some_and(|t| t.ends_with('Z') && t.contains('T')));
+        assert!(checkin["time"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.contains('T')));
         assert_eq!(checkin["id"].as_str().map(str::len), Some(64));
         assert_eq!(entries[1]["author_name"], "Sam");
-        assert_eq!(entries[1]["author"], if partner == "Sam" { "partner" } else { "me" });
+        assert_eq!(
+            entries[1]["author"],
+            if partner == "Sam" { "partner" } else { "me" }
+        );
         let verified = device.ok(&["verify"])?;
         assert!(verified.contains("verified 4 entries"), "{verified}");
     }
 
     // A correction is a new entry naming the one it replaces; the original stays.
-    let id = alex.entries()?[0]["id"].as_str().unwrap_or_default().to_string();
+    let id = alex.entries()?[0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     alex.ok(&["log", "correct", &id[..10], "Running late, home by 20:00"])?;
     alex.ok(&["sync"])?;
     sam.ok(&["sync"])?;
@@ -75,7 +98,9 @@ fn pairing_and_entries_both_ways() -> Result<()> {
     assert_eq!(entries[0]["text"], "Running late, home by 19:30");
     // Only one's own entries can be corrected.
     let partner_id = entries[1]["id"].as_str().unwrap_or_default().to_string();
-    assert!(alex.fails(&["log", "correct", &partner_id, "nope"])?.contains("only correct your own"));
+    assert!(alex
+        .fails(&["log", "correct", &partner_id, "nope"])?
+        .contains("only correct your own"));
     Ok(())
 }
 
@@ -98,5 +123,175 @@ fn offline_writes_survive_an_unreachable_relay_and_go_out_later() -> Result<()> 
     assert_eq!(alex.ok(&["sync"])?.trim(), "pushed 1, pulled 1");
     assert_eq!(sam.ok(&["sync"])?.trim(), "pushed 0, pulled 1");
     assert_eq!(sam.texts()?, vec!["written offline"]);
+    Ok(())
+}
+
+#[test]
+fn an_invite_works_once_and_bad_invites_get_clear_errors() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let relay = Relay::start(&tmp.path().join("relay"))?;
+    let alex = Device::init(tmp.path(), "Alex")?;
+    let sam = Device::init(tmp.path(), "Sam")?;
+    let mallory = Device::init(tmp.path(), "Mallory")?;
+    let invite = alex.create_space(&relay)?;
+    assert!(
+        invite.starts_with("candor-invite:"),
+        "the invite must be the last line: {invite}"
+    );
+    sam.ok(&["space", "join", &invite])?;
+
+    let err = mallory.fails(&["space", "join", &invite])?;
+    assert!(err.contains("already been used"), "{err}");
+    // Nothing changed on the refused device...
+    assert!(mallory.fails(&["log", "list"])?.contains("not in a space"));
+    // ...or for the partners: the space still works and still has exactly these two members.
+    sam.ok(&["log", "add", "still here"])?;
+    sam.ok(&["sync"])?;
+    alex.ok(&["sync"])?;
+    assert_eq!(alex.texts()?, vec!["still here"]);
+    assert_eq!(
+        alex.ok(&["space", "safety-number"])?,
+        sam.ok(&["space", "safety-number"])?
+    );
+
+    let mut damaged = invite.clone();
+    damaged.truncate(invite.len() - 5);
+    assert!(mallory
+        .fails(&["space", "join", &damaged])?
+        .contains("checksum"));
+    assert!(mallory
+        .fails(&["space", "join", "hello"])?
+        .contains("not a Candor invite"));
+    Ok(())
+}
+
+#[test]
+fn a_device_of_another_space_is_refused_and_has_another_safety_number() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let relay = Relay::start(&tmp.path().join("relay"))?;
+    let (alex, sam) = pair(tmp.path(), &relay)?;
+    alex.ok(&["sync"])?;
+    let other_root = tmp.path().join("others");
+    let (chris, dana) = pair(&other_root, &relay)?;
+    chris.ok(&["sync"])?;
+    assert_ne!(
+        alex.ok(&["space", "safety-number"])?,
+        chris.ok(&["space", "safety-number"])?
+    );
+    assert_eq!(
+        chris.ok(&["space", "safety-number"])?,
+        dana.ok(&["space", "safety-number"])?
+    );
+
+    // Chris's device, authenticated at the relay, asks for Alex and Sam's space directly.
+    let space = alex.ok(&["space", "show", "--json"])?;
+    let space: serde_json::Value = serde_json::from_str(&space)?;
+    let space = candor_shared::SpaceId::from_hex(space["space"].as_str().unwrap_or_default())?;
+    let chris_identity = candor::home::Home::new(chris.home.clone()).identity()?;
+    let fingerprint = candor_shared::invite::RelayFingerprint::parse(&relay.fingerprint)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (client, spaces) =
+            candor::net::RelayClient::connect(&relay.addr, &fingerprint, &chris_identity.secrets)
+                .await?;
+        assert!(!spaces.contains(&space));
+        for request in [
+            candor_shared::wire::Request::Pull {
+                space,
+                after: 0,
+                limit: 10,
+            },
+            candor_shared::wire::Request::Heads { space },
+            candor_shared::wire::Request::Members { space },
+            candor_shared::wire::Request::Push {
+                space,
+                entries: vec![],
+            },
+        ] {
+            match client.request(&request).await {
+                Err(candor::net::NetError::Refused { code, .. }) => {
+                    assert_eq!(code, candor_shared::wire::ErrorCode::Forbidden)
+                }
+                other => panic!("{request:?} was not refused: {other:?}"),
+            }
+        }
+        client.close().await;
+        anyhow::Ok(())
+    })?;
+    let _ = sam;
+    Ok(())
+}
+
+#[test]
+fn the_relay_stores_no_plaintext() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("relay");
+    let relay = Relay::start(&data)?;
+    let (alex, sam) = pair(tmp.path(), &relay)?;
+    let markers = [
+        "MARKER-checkin-7f3a",
+        "MARKER-plan-91c2",
+        "MARKER-note-0d5e",
+    ];
+    alex.ok(&["log", "add", "--kind", "checkin", markers[0]])?;
+    sam.ok(&["log", "add", "--kind", "plan", markers[1]])?;
+    alex.ok(&["log", "add", markers[2]])?;
+    alex.ok(&["sync"])?;
+    sam.ok(&["sync"])?;
+    alex.ok(&["sync"])?;
+    assert_eq!(
+        sam.texts()?.len(),
+        3,
+        "the entries must have gone through the relay"
+    );
+    drop(relay); // let sled's files settle
+    let names = ["Alex", "Sam"];
+    let files = files_under(&data);
+    assert!(!files.is_empty());
+    for file in files {
+        let bytes = std::fs::read(&file)?;
+        for marker in markers.iter().chain(names.iter()) {
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+                "{marker} found in {}",
+                file.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn watching_devices_exchange_entries_at_once_and_survive_a_relay_restart() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("relay");
+    let relay = Relay::start(&data)?;
+    let (alex, sam) = pair(tmp.path(), &relay)?;
+    let alex_watch = alex.watch()?;
+    let sam_watch = sam.watch()?;
+    sam_watch.wait_pulled()?; // Alex's introduction
+
+    // Written by another process while the watcher holds the store: forwarded, pushed at once.
+    alex.ok(&["log", "add", "--kind", "checkin", "leaving work now"])?;
+    alex_watch.wait_pushed()?;
+    sam_watch.wait_pulled()?;
+    assert_eq!(sam.texts()?, vec!["leaving work now"]);
+
+    // The relay dies and comes back on the same address; both watchers reconnect.
+    let addr = relay.kill();
+    alex.ok(&["log", "add", "written while the relay was down"])?;
+    let _relay = Relay::start_on(&data, &addr)?;
+    sam_watch.wait_pulled()?;
+    assert_eq!(
+        sam.texts()?,
+        vec!["leaving work now", "written while the relay was down"]
+    );
+    // Every other command keeps working while the watchers hold the stores.
+    assert!(sam.ok(&["verify"])?.contains("intact"));
+    assert_eq!(sam.ok(&["sync"])?.trim(), "pushed 0, pulled 0");
+    alex_watch.stop();
+    sam_watch.stop();
     Ok(())
 }

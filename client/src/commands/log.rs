@@ -2,6 +2,7 @@
 
 use super::{random, Ctx, Paired};
 use crate::output::Output;
+use crate::store::LogWriter;
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::entry::{Class, Entry};
@@ -62,11 +63,14 @@ fn records_of(
 ) -> Result<()> {
     for item in ctx.store.log_entries(author, 0) {
         let (seq, bytes) = item?;
-        let entry = Entry::from_bytes(&bytes).with_context(|| format!("stored entry {seq} of {who}"))?;
+        let entry =
+            Entry::from_bytes(&bytes).with_context(|| format!("stored entry {seq} of {who}"))?;
         let payload = entry.open(&paired.key)?;
         let (kind, text) = match payload.content() {
             Ok(Content::Hello(_)) => continue,
-            Ok(Content::Text { kind, text }) => (text_kind_name(kind).unwrap_or("note").to_string(), text),
+            Ok(Content::Text { kind, text }) => {
+                (text_kind_name(kind).unwrap_or("note").to_string(), text)
+            }
             Ok(Content::Unknown { .. }) | Err(_) => (
                 "unknown kind".to_string(),
                 TextContent {
@@ -116,13 +120,17 @@ pub fn records(ctx: &Ctx, paired: &Paired) -> Result<Vec<Record>> {
 }
 
 fn write_own(ctx: &Ctx, paired: &Paired, payloads: Vec<Payload>) -> Result<Vec<Entry>> {
-    let nonces: Vec<[u8; 24]> = (0..payloads.len()).map(|_| random()).collect::<Result<_>>()?;
+    let nonces: Vec<[u8; 24]> = (0..payloads.len())
+        .map(|_| random())
+        .collect::<Result<_>>()?;
     let mut nonces = nonces.into_iter();
     let entries = ctx.store.append_own(
-        &paired.identity.secrets,
-        &paired.config.space,
-        &paired.key,
-        paired.config.partner.as_ref().map(|p| &p.device),
+        &LogWriter {
+            author: &paired.identity.secrets,
+            space: &paired.config.space,
+            key: &paired.key,
+            partner: paired.config.partner.as_ref().map(|p| &p.device),
+        },
         payloads.into_iter().map(|p| (Class::Shared, p)).collect(),
         timefmt::now_ms(),
         || nonces.next().unwrap_or([0; 24]),
@@ -131,7 +139,12 @@ fn write_own(ctx: &Ctx, paired: &Paired, payloads: Vec<Payload>) -> Result<Vec<E
     Ok(entries)
 }
 
-fn text_payload(kind: &str, text: &str, replaces: Option<EntryHash>, original_time_ms: Option<u64>) -> Result<Payload> {
+fn text_payload(
+    kind: &str,
+    text: &str,
+    replaces: Option<EntryHash>,
+    original_time_ms: Option<u64>,
+) -> Result<Payload> {
     let code = text_kind_code(kind)
         .ok_or_else(|| anyhow!("unknown kind {kind:?}: use checkin, disclosure, plan or note"))?;
     if text.trim().is_empty() {
@@ -152,7 +165,10 @@ pub fn add(ctx: &Ctx, kind: &str, text: &str, out: &mut Output) -> Result<()> {
     let paired = ctx.paired()?;
     let entries = write_own(ctx, &paired, vec![text_payload(kind, text, None, None)?])?;
     for entry in entries {
-        out.line(format!("added {kind} {} (seq {})", entry.hash, entry.header.seq));
+        out.line(format!(
+            "added {kind} {} (seq {})",
+            entry.hash, entry.header.seq
+        ));
     }
     Ok(())
 }
@@ -168,7 +184,10 @@ pub fn correct(ctx: &Ctx, id: &str, text: &str, out: &mut Output) -> Result<()> 
     let (author, _, hash) = match matches.as_slice() {
         [] => bail!("no entry has an id starting with {id:?} (see `candor log list`)"),
         [one] => *one,
-        _ => bail!("{} entries have ids starting with {id:?}; give more characters", matches.len()),
+        _ => bail!(
+            "{} entries have ids starting with {id:?}; give more characters",
+            matches.len()
+        ),
     };
     if author != me {
         bail!("you can only correct your own entries; this one is your partner's");
@@ -176,11 +195,23 @@ pub fn correct(ctx: &Ctx, id: &str, text: &str, out: &mut Output) -> Result<()> 
     let original = records(ctx, &paired)?
         .into_iter()
         .find(|r| r.id == hash.to_hex())
-        .ok_or_else(|| anyhow!("entry {} is not a text entry and cannot be corrected", hash.short()))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "entry {} is not a text entry and cannot be corrected",
+                hash.short()
+            )
+        })?;
     if original.kind == "unknown kind" {
-        bail!("entry {} is of a kind this version cannot correct", hash.short());
+        bail!(
+            "entry {} is of a kind this version cannot correct",
+            hash.short()
+        );
     }
-    let entries = write_own(ctx, &paired, vec![text_payload(&original.kind, text, Some(hash), None)?])?;
+    let entries = write_own(
+        ctx,
+        &paired,
+        vec![text_payload(&original.kind, text, Some(hash), None)?],
+    )?;
     for entry in entries {
         out.line(format!("added correction {} of {}", entry.hash, hash));
     }
@@ -203,8 +234,19 @@ pub fn list(ctx: &Ctx, json: bool, limit: Option<usize>, out: &mut Output) -> Re
         out.line("No entries yet. Add one with `candor log add TEXT`.");
     }
     for r in &all {
-        let who = if r.author == "me" { format!("{} (me)", r.author_name) } else { r.author_name.clone() };
-        let mut line = format!("{}  {:<16} {:<10} {}  {}", timefmt::short(r.time_ms), who, r.kind, &r.id[..8], r.text);
+        let who = if r.author == "me" {
+            format!("{} (me)", r.author_name)
+        } else {
+            r.author_name.clone()
+        };
+        let mut line = format!(
+            "{}  {:<16} {:<10} {}  {}",
+            timefmt::short(r.time_ms),
+            who,
+            r.kind,
+            &r.id[..8],
+            r.text
+        );
         if let Some(original) = &r.replaces {
             line.push_str(&format!("  [corrects {}]", &original[..8]));
         }
@@ -235,24 +277,34 @@ pub fn parse_import(content: &str) -> Result<Vec<Payload>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .collect();
-    let json_lines = lines.first().is_some_and(|(_, l)| l.trim_start().starts_with('{'));
+    let json_lines = lines
+        .first()
+        .is_some_and(|(_, l)| l.trim_start().starts_with('{'));
     lines
         .into_iter()
         .map(|(n, line)| {
             let n = n + 1;
             if !json_lines {
-                return text_payload("note", line.trim_end(), None, None).with_context(|| format!("line {n}"));
+                return text_payload("note", line.trim_end(), None, None)
+                    .with_context(|| format!("line {n}"));
             }
-            let item: ImportLine = serde_json::from_str(line).with_context(|| format!("line {n} is not a JSON object with a \"text\" field"))?;
+            let item: ImportLine = serde_json::from_str(line)
+                .with_context(|| format!("line {n} is not a JSON object with a \"text\" field"))?;
             let time = match &item.time {
                 None | Some(serde_json::Value::Null) => None,
                 Some(serde_json::Value::Number(ms)) => ms.as_u64(),
-                Some(serde_json::Value::String(s)) => Some(
-                    timefmt::parse(s).ok_or_else(|| anyhow!("line {n}: time {s:?} is not RFC 3339 or YYYY-MM-DD"))?,
-                ),
+                Some(serde_json::Value::String(s)) => Some(timefmt::parse(s).ok_or_else(|| {
+                    anyhow!("line {n}: time {s:?} is not RFC 3339 or YYYY-MM-DD")
+                })?),
                 Some(other) => bail!("line {n}: time {other} is not a string or number"),
             };
-            text_payload(item.kind.as_deref().unwrap_or("note"), &item.text, None, time).with_context(|| format!("line {n}"))
+            text_payload(
+                item.kind.as_deref().unwrap_or("note"),
+                &item.text,
+                None,
+                time,
+            )
+            .with_context(|| format!("line {n}"))
         })
         .collect()
 }
@@ -292,7 +344,9 @@ mod tests {
             "{\"text\":\"a\",\"kind\":\"checkin\",\"time\":\"2024-05-01T08:30:00Z\"}\n{\"text\":\"b\"}\n",
         )
         .unwrap();
-        let Ok(Content::Text { kind, text }) = jsonl[0].content() else { panic!() };
+        let Ok(Content::Text { kind, text }) = jsonl[0].content() else {
+            panic!()
+        };
         assert_eq!(text_kind_name(kind), Some("checkin"));
         assert_eq!(text.original_time_ms, Some(1_714_552_200_000));
         assert!(parse_import("{\"text\":\"a\",\"kind\":\"diary\"}").is_err());

@@ -79,7 +79,10 @@ impl Paired {
             )
         })?;
         let secrets = home.space_key()?.ok_or_else(|| {
-            anyhow!("the space key file is missing from {}", home.root().display())
+            anyhow!(
+                "the space key file is missing from {}",
+                home.root().display()
+            )
         })?;
         if secrets.space != config.space {
             return Err(anyhow!("the space key file belongs to another space"));
@@ -145,6 +148,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
 /// Draws `N` bytes from the OS random number generator.
 pub fn random<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes).map_err(|e| anyhow!("the OS random number generator failed: {e}"))?;
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| anyhow!("the OS random number generator failed: {e}"))?;
     Ok(bytes)
 }

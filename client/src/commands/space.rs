@@ -26,7 +26,12 @@ fn refuse_if_paired(ctx: &Ctx) -> Result<()> {
 }
 
 /// Writes this device's introduction as the first entry of its log.
-fn write_hello(ctx: &Ctx, space: &SpaceId, key: &SpaceKey, partner: Option<&candor_shared::DeviceKey>) -> Result<()> {
+fn write_hello(
+    ctx: &Ctx,
+    space: &SpaceId,
+    key: &SpaceKey,
+    partner: Option<&candor_shared::DeviceKey>,
+) -> Result<()> {
     let identity = ctx.identity()?;
     let hello = Payload::hello(&Hello {
         name: identity.name.clone(),
@@ -34,10 +39,12 @@ fn write_hello(ctx: &Ctx, space: &SpaceId, key: &SpaceKey, partner: Option<&cand
     });
     let mut nonce_error = None;
     ctx.store.append_own(
-        &identity.secrets,
-        space,
-        key,
-        partner,
+        &crate::store::LogWriter {
+            author: &identity.secrets,
+            space,
+            key,
+            partner,
+        },
         vec![(Class::Control, hello)],
         crate::timefmt::now_ms(),
         || {
@@ -57,16 +64,25 @@ fn write_hello(ctx: &Ctx, space: &SpaceId, key: &SpaceKey, partner: Option<&cand
 /// next sync. Failure is not fatal: the entry is stored and goes out with the next sync.
 async fn push_hello(ctx: &Ctx, out: &mut Output) {
     let result = match ctx.paired() {
-        Ok(paired) => crate::syncer::sync_once(&ctx.store, &paired).await.map(|_| ()),
+        Ok(paired) => crate::syncer::sync_once(&ctx.store, &paired)
+            .await
+            .map(|_| ()),
         Err(e) => Err(e),
     };
     if let Err(e) = result {
-        out.note(format!("note: could not sync yet ({e:#}); run `candor sync` later"));
+        out.note(format!(
+            "note: could not sync yet ({e:#}); run `candor sync` later"
+        ));
     }
 }
 
 /// `candor space create`: registers a new space at the relay and prints the invite last.
-pub async fn create_space(ctx: &Ctx, relay: &str, fingerprint: &str, out: &mut Output) -> Result<()> {
+pub async fn create_space(
+    ctx: &Ctx,
+    relay: &str,
+    fingerprint: &str,
+    out: &mut Output,
+) -> Result<()> {
     refuse_if_paired(ctx)?;
     let identity = ctx.identity()?;
     let fingerprint = RelayFingerprint::parse(fingerprint)?;
@@ -113,7 +129,9 @@ pub async fn create_space(ctx: &Ctx, relay: &str, fingerprint: &str, out: &mut O
     out.line(format!("Created space {} on relay {relay}.", space.short()));
     out.line("Give your partner this invite in person or over a channel you trust. It works once;");
     out.line("they run: candor space join INVITE");
-    out.line("Then both of you run `candor space safety-number` and compare the numbers in person.");
+    out.line(
+        "Then both of you run `candor space safety-number` and compare the numbers in person.",
+    );
     out.line(invite.to_line());
     Ok(())
 }
@@ -127,9 +145,10 @@ pub async fn join_space(ctx: &Ctx, invite: &str, out: &mut Output) -> Result<()>
     if public.device == invite.creator.device {
         bail!("this invite was created by this very device; give it to your partner");
     }
-    let (client, _) = RelayClient::connect(&invite.relay, &invite.relay_fingerprint, &identity.secrets)
-        .await
-        .with_context(|| format!("could not reach the relay at {}", invite.relay))?;
+    let (client, _) =
+        RelayClient::connect(&invite.relay, &invite.relay_fingerprint, &identity.secrets)
+            .await
+            .with_context(|| format!("could not reach the relay at {}", invite.relay))?;
     let response = client
         .request(&Request::Join {
             space: invite.space,
@@ -156,8 +175,12 @@ pub async fn join_space(ctx: &Ctx, invite: &str, out: &mut Output) -> Result<()>
     let creator = members
         .iter()
         .find(|m| m.public.device == invite.creator.device)
-        .ok_or_else(|| anyhow!("the relay's member list does not contain the device that made the invite"))?;
-    if creator.public != invite.creator || !verify_member_proof(&key, &invite.space, &invite.creator, &creator.proof) {
+        .ok_or_else(|| {
+            anyhow!("the relay's member list does not contain the device that made the invite")
+        })?;
+    if creator.public != invite.creator
+        || !verify_member_proof(&key, &invite.space, &invite.creator, &creator.proof)
+    {
         bail!("the relay presented keys for your partner that differ from the invite; refusing to join");
     }
     ctx.home.write_space_key(&invite.space, &key, None)?;
@@ -210,7 +233,10 @@ pub fn show(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
         }))?);
     } else {
         out.line(format!("space     {}", paired.config.space));
-        out.line(format!("relay     {} ({})", paired.config.relay, paired.config.fingerprint));
+        out.line(format!(
+            "relay     {} ({})",
+            paired.config.relay, paired.config.fingerprint
+        ));
         out.line(format!("device    {} ({})", me, paired.identity.name));
         match paired.config.partner {
             Some(p) => out.line(format!(

@@ -9,7 +9,12 @@ use candor_shared::DeviceKey;
 
 /// Checks one log from seq 0: decoding, signature, ciphertext hash, author, space, chain and
 /// decryption. Returns the number of entries and a description of each problem.
-pub fn check_log(ctx: &Ctx, paired: &Paired, author: &DeviceKey, who: &str) -> Result<(u64, Vec<String>)> {
+pub fn check_log(
+    ctx: &Ctx,
+    paired: &Paired,
+    author: &DeviceKey,
+    who: &str,
+) -> Result<(u64, Vec<String>)> {
     let mut problems = Vec::new();
     let mut head = LogHead::default();
     for item in ctx.store.log_entries(author, 0) {
@@ -22,7 +27,9 @@ pub fn check_log(ctx: &Ctx, paired: &Paired, author: &DeviceKey, who: &str) -> R
             }
         };
         if entry.header.author != *author || entry.header.seq != seq {
-            problems.push(format!("{who} entry {seq}: stored under the wrong author or position"));
+            problems.push(format!(
+                "{who} entry {seq}: stored under the wrong author or position"
+            ));
         }
         if let Err(e) = head.classify(&paired.config.space, &entry.header) {
             problems.push(format!("{who} entry {seq}: {e}"));
@@ -70,7 +77,11 @@ pub fn verify(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
         for problem in &problems {
             out.note(format!("problem: {problem}"));
         }
-        out.note(format!("{} problem(s) found in {} entries", problems.len(), mine + theirs));
+        out.note(format!(
+            "{} problem(s) found in {} entries",
+            problems.len(),
+            mine + theirs
+        ));
     }
     if !problems.is_empty() {
         out.code = 1;

@@ -123,7 +123,7 @@ impl Device {
             )
             .unwrap();
             if let Incoming::New { entry, .. } = verdict {
-                self.partner.push(entry);
+                self.partner.push(*entry);
             }
         }
     }

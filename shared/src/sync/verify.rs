@@ -24,8 +24,8 @@ pub struct LogKeys<'a> {
 pub enum Incoming {
     /// It extends its author's log: store it.
     New {
-        /// The entry.
-        entry: Entry,
+        /// The entry (boxed: it is much larger than the other variant).
+        entry: Box<Entry>,
         /// Its decrypted payload.
         payload: Payload,
     },
@@ -100,7 +100,10 @@ pub fn verify_incoming(
         }),
         Fit::Next => {
             let payload = entry.open(keys.key).map_err(IncomingError::Undecryptable)?;
-            Ok(Incoming::New { entry, payload })
+            Ok(Incoming::New {
+                entry: Box::new(entry),
+                payload,
+            })
         }
     }
 }
