@@ -1,1 +1,203 @@
-fn main() {}
+//! The `candor-relay` command: run a Candor relay, or print its certificate fingerprint.
+
+use anyhow::Context as _;
+use candor_relay::data::DataDir;
+use candor_relay::{service, tls};
+use clap::{Args, Parser, Subcommand};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const LONG_ABOUT: &str = "\
+Candor's self-hosted relay. Two partners' devices exchange their end-to-end encrypted, signed, \
+hash-chained logs through it over QUIC. The relay stores only ciphertext: it can check that \
+entries are signed and chained correctly, but it cannot read them or forge them.
+
+Devices trust the relay by its certificate fingerprint, not by a certificate authority. On first \
+start the relay creates a self-signed certificate in its data directory; `candor-relay \
+fingerprint` prints the SHA-256 fingerprint that goes into every invite. Keep the data directory \
+(and back it up): a new certificate means a new fingerprint, and every device would have to be \
+told about it.
+
+The relay listens on UDP (QUIC). Open that UDP port in your firewall.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  Run a relay on the default port (UDP 4433), data in the platform data directory:
+    candor-relay serve
+
+  Run on another port with an explicit data directory:
+    candor-relay serve --listen 0.0.0.0:7000 --data /var/lib/candor-relay
+
+  Print the fingerprint to give to devices (creates the certificate if needed):
+    candor-relay fingerprint --data /var/lib/candor-relay
+
+Logging goes to stderr; set CANDOR_LOG (e.g. CANDOR_LOG=debug) to change the level.";
+
+const SERVE_AFTER_HELP: &str = "\
+On start the relay prints two lines to stdout:
+  candor-relay listening on <ADDRESS:PORT>
+  fingerprint sha256:<64 hex digits>
+
+It stops gracefully on Ctrl-C or SIGTERM: it closes connections, flushes the database and exits \
+with status 0.
+
+Examples:
+  candor-relay serve
+  candor-relay serve --listen [::]:4433 --data /var/lib/candor-relay
+  CANDOR_RELAY_LISTEN=127.0.0.1:0 candor-relay serve   # any free port, printed on start";
+
+/// Candor's self-hosted QUIC relay: stores only ciphertext and forwards it between partners.
+#[derive(Debug, Parser)]
+#[command(
+    name = "candor-relay",
+    version,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the relay until Ctrl-C or SIGTERM.
+    #[command(after_help = SERVE_AFTER_HELP)]
+    Serve(ServeArgs),
+    /// Print the relay's certificate fingerprint (sha256:…), creating the certificate if needed.
+    #[command(
+        long_about = "Print the SHA-256 fingerprint of the relay's TLS certificate as \
+                      `sha256:<64 hex digits>` on a line of its own, and nothing else on stdout. \
+                      Devices pin this fingerprint; it is also printed by `serve` on start. \
+                      If the data directory has no certificate yet, one is created (exactly as \
+                      `serve` would), so you can hand out the fingerprint before the first start."
+    )]
+    Fingerprint(DataArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// UDP address to listen on. Use port 0 for any free port (the real one is printed).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "CANDOR_RELAY_LISTEN",
+        default_value = "0.0.0.0:4433"
+    )]
+    listen: SocketAddr,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+struct DataArgs {
+    /// Data directory: database, certificate and key (created with mode 0700 if missing).
+    /// Default: the platform data directory for candor-relay
+    /// (e.g. ~/.local/share/candor-relay on Linux).
+    #[arg(long, value_name = "DIR", env = "CANDOR_RELAY_DATA")]
+    data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn open(&self) -> anyhow::Result<DataDir> {
+        let path = match &self.data {
+            Some(path) => path.clone(),
+            None => directories::ProjectDirs::from("", "", "candor-relay")
+                .map(|dirs| dirs.data_dir().to_path_buf())
+                .context(
+                    "could not determine a data directory for this user; pass --data DIR \
+                     (or set CANDOR_RELAY_DATA)",
+                )?,
+        };
+        DataDir::create(&path)
+            .with_context(|| format!("could not create the data directory {}", path.display()))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Fingerprint(args) => fingerprint(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("candor-relay: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CANDOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn fingerprint(args: DataArgs) -> anyhow::Result<()> {
+    let data = args.open()?;
+    let identity = tls::load_or_create(&data)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", identity.fingerprint())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let data = args.data.open()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        let bound = service::bind(args.listen, &data)?;
+        {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "candor-relay listening on {}", bound.local_addr)?;
+            writeln!(stdout, "fingerprint {}", bound.fingerprint)?;
+            stdout.flush()?;
+        }
+        tracing::info!(
+            addr = %bound.local_addr,
+            data = %data.root().display(),
+            "relay started"
+        );
+        service::run(bound.endpoint, bound.relay, shutdown).await
+    })
+}
+
+/// Installs the Ctrl-C and (on Unix) SIGTERM handlers now, and returns a future that completes
+/// when either signal arrives. Installing them before the start-up lines are printed means a
+/// signal sent right after reading them is handled gracefully, never fatal.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C (SIGINT)")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("received Ctrl-C"),
+                _ = terminate.recv() => tracing::info!("received SIGTERM"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}

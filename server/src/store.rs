@@ -1,0 +1,331 @@
+//! The relay's durable storage: [`SledStore`], a [`RelayStore`] on a sled database.
+//!
+//! Trees and their keys (all integers big-endian, so byte order is numeric order):
+//!
+//! | tree          | key                                  | value                       |
+//! |---------------|--------------------------------------|-----------------------------|
+//! | `spaces`      | space (16)                           | postcard [`SpaceRecord`]    |
+//! | `memberships` | device (32) ‖ space (16)             | empty                       |
+//! | `heads`       | space (16) ‖ author (32)             | postcard [`LogHead`]        |
+//! | `hashes`      | space (16) ‖ author (32) ‖ seq (8)   | entry hash (32)             |
+//! | `entries`     | space (16) ‖ cursor (8)              | the entry in wire form      |
+//! | `conflicts`   | space (16) ‖ entry hash (32)         | the conflicting entry       |
+//!
+//! Cursors start at 1 in each space and are never reused: entries are never deleted, and the next
+//! cursor is one past the largest stored. [`RelayStore::append`] writes the entry, the hash index
+//! and the head in one multi-tree transaction. The [`candor_shared::relay::Relay`] serializes all
+//! writes, so reading the last cursor just before that transaction is race-free.
+//!
+//! Writes reach disk when sled flushes (periodically, or when the driver calls
+//! [`SledStore::flush`], which it does before acknowledging anything). Corrupt records are
+//! reported as [`StoreError::Corrupt`], never a panic.
+
+use candor_shared::chain::LogHead;
+use candor_shared::entry::Entry;
+use candor_shared::relay::{RelayStore, SpaceRecord};
+use candor_shared::wire::PagedEntry;
+use candor_shared::{DeviceKey, EntryHash, SpaceId};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+use std::path::Path;
+
+/// Errors of the relay's storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed (I/O error, corruption detected by sled, lock held by another
+    /// process, …).
+    #[error("relay database error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored record does not decode.
+    #[error("relay database holds a corrupt {what} record: {detail}")]
+    Corrupt {
+        /// Which kind of record.
+        what: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A space has used up every cursor (2^64 - 1 entries): cannot happen in practice.
+    #[error("space {0} has no cursors left")]
+    CursorsExhausted(SpaceId),
+}
+
+fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+/// The last `N` bytes of a key that must be exactly `len` bytes long, or a corruption error.
+fn key_suffix<const N: usize>(
+    key: &[u8],
+    len: usize,
+    what: &'static str,
+) -> Result<[u8; N], StoreError> {
+    key.get(len.saturating_sub(N)..)
+        .filter(|_| key.len() == len)
+        .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
+        .ok_or_else(|| corrupt(what, format!("key of {} bytes, expected {len}", key.len())))
+}
+
+fn space_key(space: &SpaceId) -> [u8; 16] {
+    space.0
+}
+
+fn membership_key(device: &DeviceKey, space: &SpaceId) -> [u8; 48] {
+    let mut key = [0u8; 48];
+    key[..32].copy_from_slice(&device.0);
+    key[32..].copy_from_slice(&space.0);
+    key
+}
+
+fn head_key(space: &SpaceId, author: &DeviceKey) -> [u8; 48] {
+    let mut key = [0u8; 48];
+    key[..16].copy_from_slice(&space.0);
+    key[16..].copy_from_slice(&author.0);
+    key
+}
+
+fn hash_key(space: &SpaceId, author: &DeviceKey, seq: u64) -> [u8; 56] {
+    let mut key = [0u8; 56];
+    key[..48].copy_from_slice(&head_key(space, author));
+    key[48..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn entry_key(space: &SpaceId, cursor: u64) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..16].copy_from_slice(&space.0);
+    key[16..].copy_from_slice(&cursor.to_be_bytes());
+    key
+}
+
+fn conflict_key(space: &SpaceId, hash: &EntryHash) -> [u8; 48] {
+    let mut key = [0u8; 48];
+    key[..16].copy_from_slice(&space.0);
+    key[16..].copy_from_slice(&hash.0);
+    key
+}
+
+fn decode_head(bytes: &[u8]) -> Result<LogHead, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| corrupt("log head", e))
+}
+
+fn decode_space(bytes: &[u8]) -> Result<SpaceRecord, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| corrupt("space", e))
+}
+
+fn encode_head(head: &LogHead) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(head).map_err(|e| corrupt("new log head", e))
+}
+
+fn encode_space(record: &SpaceRecord) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(record).map_err(|e| corrupt("new space", e))
+}
+
+fn tx_result<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    })
+}
+
+/// A [`RelayStore`] on a sled database. Cheap to clone (all clones share the database).
+#[derive(Clone, Debug)]
+pub struct SledStore {
+    db: sled::Db,
+    spaces: Tree,
+    memberships: Tree,
+    heads: Tree,
+    hashes: Tree,
+    entries: Tree,
+    conflicts: Tree,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in directory `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()?;
+        Self::from_db(db)
+    }
+
+    /// Uses an already opened database (e.g. a temporary one in tests).
+    pub fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            spaces: db.open_tree("spaces")?,
+            memberships: db.open_tree("memberships")?,
+            heads: db.open_tree("heads")?,
+            hashes: db.open_tree("hashes")?,
+            entries: db.open_tree("entries")?,
+            conflicts: db.open_tree("conflicts")?,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable. Call before acknowledging a write to a device.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Conflicting entries (two different entries signed at one seq) kept as evidence for a
+    /// space, in entry-hash order.
+    pub fn conflicts(&self, space: &SpaceId) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.conflicts
+            .scan_prefix(space_key(space))
+            .values()
+            .map(|value| Ok(value?.to_vec()))
+            .collect()
+    }
+
+    /// The last cursor used in a space (0 if it has no entries).
+    pub fn last_cursor(&self, space: &SpaceId) -> Result<u64, StoreError> {
+        match self.entries.scan_prefix(space_key(space)).next_back() {
+            None => Ok(0),
+            Some(item) => {
+                let (key, _) = item?;
+                Ok(u64::from_be_bytes(key_suffix::<8>(&key, 24, "entry")?))
+            }
+        }
+    }
+}
+
+impl RelayStore for SledStore {
+    type Error = StoreError;
+
+    fn space(&self, space: &SpaceId) -> Result<Option<SpaceRecord>, StoreError> {
+        self.spaces
+            .get(space_key(space))?
+            .map(|bytes| decode_space(&bytes))
+            .transpose()
+    }
+
+    fn put_space(&self, space: &SpaceId, record: &SpaceRecord) -> Result<(), StoreError> {
+        let encoded = encode_space(record)?;
+        tx_result(
+            (&self.spaces, &self.memberships).transaction(|(spaces, memberships)| {
+                let previous = spaces.insert(&space_key(space)[..], encoded.as_slice())?;
+                if let Some(previous) = previous {
+                    let previous =
+                        decode_space(&previous).map_err(ConflictableTransactionError::Abort)?;
+                    for member in &previous.members {
+                        memberships.remove(&membership_key(&member.public.device, space)[..])?;
+                    }
+                }
+                for member in &record.members {
+                    memberships.insert(
+                        &membership_key(&member.public.device, space)[..],
+                        &[] as &[u8],
+                    )?;
+                }
+                Ok(())
+            }),
+        )
+    }
+
+    fn spaces_of(&self, device: &DeviceKey) -> Result<Vec<SpaceId>, StoreError> {
+        self.memberships
+            .scan_prefix(device.0)
+            .keys()
+            .map(|key| Ok(SpaceId(key_suffix::<16>(&key?, 48, "membership")?)))
+            .collect()
+    }
+
+    fn head(&self, space: &SpaceId, author: &DeviceKey) -> Result<LogHead, StoreError> {
+        match self.heads.get(head_key(space, author))? {
+            Some(bytes) => decode_head(&bytes),
+            None => Ok(LogHead::default()),
+        }
+    }
+
+    fn heads(&self, space: &SpaceId) -> Result<Vec<(DeviceKey, LogHead)>, StoreError> {
+        self.heads
+            .scan_prefix(space_key(space))
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((
+                    DeviceKey(key_suffix::<32>(&key, 48, "log head")?),
+                    decode_head(&value)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn hash_at(
+        &self,
+        space: &SpaceId,
+        author: &DeviceKey,
+        seq: u64,
+    ) -> Result<Option<EntryHash>, StoreError> {
+        self.hashes
+            .get(hash_key(space, author, seq))?
+            .map(|bytes| {
+                <[u8; 32]>::try_from(bytes.as_ref())
+                    .map(EntryHash)
+                    .map_err(|_| corrupt("entry hash", format!("{} bytes", bytes.len())))
+            })
+            .transpose()
+    }
+
+    fn append(&self, space: &SpaceId, entry: &Entry, bytes: &[u8]) -> Result<u64, StoreError> {
+        let cursor = self
+            .last_cursor(space)?
+            .checked_add(1)
+            .ok_or(StoreError::CursorsExhausted(*space))?;
+        let author = entry.header.author;
+        let head_key = head_key(space, &author);
+        tx_result((&self.entries, &self.hashes, &self.heads).transaction(
+            |(entries, hashes, heads)| {
+                let head = match heads.get(&head_key[..])? {
+                    Some(old) => decode_head(&old).map_err(ConflictableTransactionError::Abort)?,
+                    None => LogHead::default(),
+                };
+                let new_head = encode_head(&head.advanced(entry.hash))
+                    .map_err(ConflictableTransactionError::Abort)?;
+                entries.insert(&entry_key(space, cursor)[..], bytes)?;
+                hashes.insert(
+                    &hash_key(space, &author, entry.header.seq)[..],
+                    &entry.hash.0[..],
+                )?;
+                heads.insert(&head_key[..], new_head)?;
+                Ok(())
+            },
+        ))?;
+        Ok(cursor)
+    }
+
+    fn record_conflict(
+        &self,
+        space: &SpaceId,
+        entry: &Entry,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.conflicts
+            .insert(conflict_key(space, &entry.hash), bytes)?;
+        Ok(())
+    }
+
+    fn page(
+        &self,
+        space: &SpaceId,
+        after: u64,
+        limit: u32,
+    ) -> Result<(Vec<PagedEntry>, bool), StoreError> {
+        let start = entry_key(space, after.saturating_add(1));
+        let end = entry_key(space, u64::MAX);
+        let mut range = self.entries.range(start..=end);
+        let mut entries = Vec::new();
+        for item in range.by_ref().take(limit as usize) {
+            let (key, value) = item?;
+            entries.push(PagedEntry {
+                cursor: u64::from_be_bytes(key_suffix::<8>(&key, 24, "entry")?),
+                entry: value.to_vec(),
+            });
+        }
+        let more = range.next().transpose()?.is_some();
+        Ok((entries, more))
+    }
+}
