@@ -100,10 +100,20 @@ pub fn bind(listen: SocketAddr, data: &DataDir) -> Result<Bound, SetupError> {
         path: db_path,
         source,
     })?;
-    let endpoint = quinn::Endpoint::server(config, listen).map_err(|source| SetupError::Bind {
+    let bind_error = |source| SetupError::Bind {
         addr: listen,
         source,
-    })?;
+    };
+    let socket = std::net::UdpSocket::bind(listen).map_err(bind_error)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| bind_error(std::io::Error::other("no async runtime found")))?;
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
+    let cid_key = identity.connection_id_key();
+    endpoint_config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    let endpoint =
+        quinn::Endpoint::new(endpoint_config, Some(config), socket, runtime).map_err(bind_error)?;
     let local_addr = endpoint.local_addr().map_err(|source| SetupError::Bind {
         addr: listen,
         source,

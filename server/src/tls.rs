@@ -79,6 +79,38 @@ impl Identity {
     pub fn fingerprint(&self) -> RelayFingerprint {
         fingerprint(&self.cert)
     }
+
+    /// The QUIC stateless-reset key, derived from the private key so it survives restarts.
+    ///
+    /// After a crash and restart, a device still holding a connection to the old process gets a
+    /// stateless reset on its next packet and reconnects at once, instead of waiting for its
+    /// idle timeout. The derivation is one-way: the reset key reveals nothing of the TLS key.
+    pub fn stateless_reset_key(&self) -> ring::hmac::Key {
+        ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            &self.derive(b"stateless reset key"),
+        )
+    }
+
+    /// The key of quinn's connection-id validation, stable across restarts for the same reason:
+    /// a restarted relay must recognise the ids it issued before, or it drops their packets
+    /// instead of answering with a stateless reset.
+    pub fn connection_id_key(&self) -> u64 {
+        let derived = self.derive(b"connection id key");
+        u64::from_le_bytes([
+            derived[0], derived[1], derived[2], derived[3], derived[4], derived[5], derived[6],
+            derived[7],
+        ])
+    }
+
+    fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(b"candor-relay v1 ");
+        hasher.update(purpose);
+        hasher.update(b"\0");
+        hasher.update(self.key.secret_der());
+        hasher.finalize().into()
+    }
 }
 
 /// SHA-256 of a DER certificate: what devices pin.

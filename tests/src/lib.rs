@@ -52,12 +52,13 @@ fn lines_of(child: &mut Child) -> Receiver<String> {
 /// Waits for a line satisfying `pred`, returning it.
 fn wait_line(rx: &Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> Result<String> {
     let deadline = Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) if pred(&line) => return Ok(line),
-            Ok(_) => {}
-            Err(_) => bail!("timed out waiting for {what}"),
+            Ok(line) => seen.push(line),
+            Err(_) => bail!("timed out waiting for {what}; saw {seen:?}"),
         }
     }
 }

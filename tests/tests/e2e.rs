@@ -1,6 +1,6 @@
 //! End-to-end tests: real `candor-relay` and `candor` processes over QUIC on 127.0.0.1.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use candor_tests::{Device, Relay};
 use std::path::Path;
 
@@ -271,19 +271,20 @@ fn watching_devices_exchange_entries_at_once_and_survive_a_relay_restart() -> Re
     let (alex, sam) = pair(tmp.path(), &relay)?;
     let alex_watch = alex.watch()?;
     let sam_watch = sam.watch()?;
-    sam_watch.wait_pulled()?; // Alex's introduction
 
     // Written by another process while the watcher holds the store: forwarded, pushed at once.
     alex.ok(&["log", "add", "--kind", "checkin", "leaving work now"])?;
-    alex_watch.wait_pushed()?;
-    sam_watch.wait_pulled()?;
+    alex_watch.wait_pushed().context("alex pushing")?;
+    sam_watch.wait_pulled().context("sam pulling")?;
     assert_eq!(sam.texts()?, vec!["leaving work now"]);
 
     // The relay dies and comes back on the same address; both watchers reconnect.
     let addr = relay.kill();
     alex.ok(&["log", "add", "written while the relay was down"])?;
     let _relay = Relay::start_on(&data, &addr)?;
-    sam_watch.wait_pulled()?;
+    sam_watch
+        .wait_pulled()
+        .context("sam pulling after the restart")?;
     assert_eq!(
         sam.texts()?,
         vec!["leaving work now", "written while the relay was down"]

@@ -1,0 +1,131 @@
+//! The test vectors published in docs/protocol.md, recomputed from the code.
+//!
+//! Every `name: value` line in the doc's "Test vectors" block must match what this build
+//! computes, so the published layout and the implementation cannot drift apart.
+
+use candor_shared::entry::{Class, Draft, Entry, PartnerSeen};
+use candor_shared::invite::{member_proof, InviteSecret};
+use candor_shared::keys::{safety_number, DeviceSecrets, SpaceKey};
+use candor_shared::payload::{kind, Payload, TextContent};
+use candor_shared::{EntryHash, SpaceId};
+
+fn computed() -> Vec<(&'static str, String)> {
+    let alice = DeviceSecrets::from_seeds([0x01; 32], [0x02; 32]);
+    let bob = DeviceSecrets::from_seeds([0x11; 32], [0x12; 32]);
+    let space = SpaceId([0x04; 16]);
+    let key = SpaceKey::from_bytes([0x03; 32]);
+    let payload = Payload::text(
+        kind::NOTE,
+        &TextContent {
+            text: "hello".into(),
+            replaces: None,
+            original_time_ms: None,
+        },
+    );
+    let entry0 = Entry::seal(
+        Draft {
+            class: Class::Shared,
+            space,
+            seq: 0,
+            prev: EntryHash::ZERO,
+            time_ms: 1_700_000_000_000,
+            partner_seen: PartnerSeen::default(),
+            nonce: [0x05; 24],
+        },
+        &payload,
+        &key,
+        &alice,
+    )
+    .expect("seal");
+    let entry1 = Entry::seal(
+        Draft {
+            class: Class::Shared,
+            space,
+            seq: 1,
+            prev: entry0.hash,
+            time_ms: 1_700_000_000_001,
+            partner_seen: PartnerSeen {
+                count: 3,
+                head: EntryHash([0x09; 32]),
+            },
+            nonce: [0x06; 24],
+        },
+        &payload,
+        &key,
+        &alice,
+    )
+    .expect("seal");
+    let secret = InviteSecret([0x07; 32]);
+    vec![
+        ("alice_device_key", alice.public().device.to_hex()),
+        ("alice_exchange_key", hex::encode(alice.public().exchange)),
+        ("bob_device_key", bob.public().device.to_hex()),
+        ("bob_exchange_key", hex::encode(bob.public().exchange)),
+        (
+            "padded_plaintext_prefix",
+            hex::encode(&payload.to_padded().expect("pad")[..16]),
+        ),
+        ("entry0_header", hex::encode(entry0.header.encode())),
+        ("entry0_signature", hex::encode(entry0.signature)),
+        ("entry0_ciphertext", hex::encode(&entry0.ciphertext)),
+        ("entry0_hash", entry0.hash.to_hex()),
+        ("entry1_header", hex::encode(entry1.header.encode())),
+        ("entry1_hash", entry1.hash.to_hex()),
+        (
+            "safety_number",
+            safety_number(&space, &alice.public(), &bob.public()),
+        ),
+        ("invite_token", hex::encode(secret.token())),
+        ("invite_verifier", hex::encode(secret.verifier())),
+        (
+            "member_proof",
+            hex::encode(member_proof(&key, &space, &alice.public())),
+        ),
+        (
+            "join_proof",
+            hex::encode(secret.join_proof(&space, &bob.public())),
+        ),
+    ]
+}
+
+#[test]
+fn docs_protocol_md_vectors_match_the_code() {
+    let doc = include_str!("../../docs/protocol.md");
+    let mut missing = Vec::new();
+    for (name, value) in computed() {
+        let line = format!("{name}: {value}");
+        if !doc.lines().any(|l| l.trim() == line) {
+            missing.push(line);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/protocol.md is out of date; expected lines:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn vector_entries_verify_and_open() {
+    let key = SpaceKey::from_bytes([0x03; 32]);
+    let doc = include_str!("../../docs/protocol.md");
+    let field = |name: &str| {
+        doc.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(&format!("{name}: "))
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    };
+    let bytes = hex::decode(format!(
+        "{}{}{}",
+        field("entry0_header"),
+        field("entry0_signature"),
+        field("entry0_ciphertext")
+    ))
+    .expect("hex");
+    let entry = Entry::from_bytes(&bytes).expect("the published entry verifies");
+    assert_eq!(entry.hash.to_hex(), field("entry0_hash"));
+    assert_eq!(entry.open(&key).expect("opens").kind, kind::NOTE);
+}
