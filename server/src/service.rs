@@ -25,8 +25,7 @@ use anyhow::Context as _;
 use candor_shared::invite::RelayFingerprint;
 use candor_shared::relay::{Handled, Relay, Session};
 use candor_shared::wire::{
-    decode_body, encode_frame, frame_len, ErrorCode, PagedEntry, Request, Response, MAX_FRAME,
-    TLS_EXPORTER_LABEL,
+    decode_body, encode_frame, frame_len, ErrorCode, Request, Response, TLS_EXPORTER_LABEL,
 };
 use quinn::{RecvStream, SendStream, VarInt};
 use std::future::Future;
@@ -380,7 +379,7 @@ async fn handle_stream(
         }
     };
     let Handled {
-        mut response,
+        response,
         flush,
         notify,
         subscribe,
@@ -419,7 +418,6 @@ async fn handle_stream(
     // Subscribe before answering, so no entry that lands after `Subscribed` goes unnoticed.
     let subscription = subscribe.map(|space| hub.subscribe(space));
 
-    fit_page(&mut response);
     if !write_response(&mut send, &response).await {
         return;
     }
@@ -466,36 +464,6 @@ async fn reply_and_finish(send: &mut SendStream, response: &Response) {
     }
 }
 
-/// Encoded size of a page entry, bounded from above (postcard varints take at most 10 bytes
-/// for a u64 and 5 for a length).
-fn paged_entry_size(entry: &PagedEntry) -> usize {
-    entry.entry.len() + 16
-}
-
-/// Drops entries from the end of a page that would not fit in one frame, and says `more`.
-///
-/// A page of [`candor_shared::wire::MAX_PAGE_ENTRIES`] maximal entries is far larger than
-/// [`MAX_FRAME`]; the device then simply pulls again after the last cursor it received.
-fn fit_page(response: &mut Response) {
-    let Response::Page { entries, more } = response else {
-        return;
-    };
-    let budget = MAX_FRAME - 32;
-    let mut used = 0usize;
-    let mut keep = 0usize;
-    for entry in entries.iter() {
-        used += paged_entry_size(entry);
-        if used > budget && keep > 0 {
-            break;
-        }
-        keep += 1;
-    }
-    if keep < entries.len() {
-        entries.truncate(keep);
-        *more = true;
-    }
-}
-
 /// Writes `Notify` frames for a subscription until the device stops the stream, the connection
 /// closes or the relay shuts down.
 async fn forward_notifications(send: &mut SendStream, mut receiver: broadcast::Receiver<u64>) {
@@ -535,35 +503,4 @@ async fn forward_notifications(send: &mut SendStream, mut receiver: broadcast::R
         announced = latest;
     }
     let _ = send.finish();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oversized_pages_are_cut_to_fit_a_frame() {
-        let entry = |cursor| PagedEntry {
-            cursor,
-            entry: vec![7; 65_000],
-        };
-        let mut response = Response::Page {
-            entries: (1..=512).map(entry).collect(),
-            more: false,
-        };
-        fit_page(&mut response);
-        let Response::Page { entries, more } = &response else {
-            panic!()
-        };
-        assert!(*more);
-        assert!(entries.len() > 1 && entries.len() < 512);
-        assert!(encode_frame(&response).is_ok());
-
-        let mut small = Response::Page {
-            entries: (1..=3).map(entry).collect(),
-            more: false,
-        };
-        fit_page(&mut small);
-        assert!(matches!(&small, Response::Page { entries, more: false } if entries.len() == 3));
-    }
 }

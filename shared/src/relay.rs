@@ -22,7 +22,7 @@ use crate::invite::token_matches;
 use crate::keys::{verify_signature, AUTH_SIGNATURE_PREFIX};
 use crate::wire::{
     auth_message, ErrorCode, MemberCard, PagedEntry, PushOutcome, Request, Response,
-    MAX_PAGE_ENTRIES, MAX_PUSH_ENTRIES,
+    MAX_PAGE_BYTES, MAX_PAGE_ENTRIES, MAX_PUSH_ENTRIES,
 };
 use crate::{DeviceKey, EntryHash, SpaceId, PROTOCOL_VERSION};
 use serde::{Deserialize, Serialize};
@@ -236,8 +236,12 @@ impl<S: RelayStore> Relay<S> {
             } => Ok(match self.member_space(&device, &space)? {
                 Ok(_) => {
                     let limit = limit.clamp(1, MAX_PAGE_ENTRIES);
-                    let (entries, more) = self.store.page(&space, after, limit)?;
-                    Handled::reply(Response::Page { entries, more })
+                    let (mut entries, more) = self.store.page(&space, after, limit)?;
+                    let cut = fit_page(&mut entries);
+                    Handled::reply(Response::Page {
+                        entries,
+                        more: more || cut,
+                    })
                 }
                 Err(refused) => refused,
             }),
@@ -471,6 +475,22 @@ impl<S: RelayStore> Relay<S> {
             }),
         }
     }
+}
+
+/// Cuts a page to [`MAX_PAGE_BYTES`] of entries (keeping at least one); true if it cut any.
+fn fit_page(entries: &mut Vec<PagedEntry>) -> bool {
+    let mut used = 0usize;
+    let keep = entries
+        .iter()
+        .take_while(|e| {
+            used += e.entry.len() + 16; // + postcard overhead of cursor and length
+            used <= MAX_PAGE_BYTES
+        })
+        .count()
+        .max(1);
+    let cut = keep < entries.len();
+    entries.truncate(keep);
+    cut
 }
 
 pub mod memory;

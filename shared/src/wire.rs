@@ -29,6 +29,11 @@ pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 pub const MAX_PUSH_ENTRIES: usize = 256;
 /// Most entries the relay returns in one `Page`.
 pub const MAX_PAGE_ENTRIES: u32 = 512;
+/// Most entry bytes in one `Page` (well under [`MAX_FRAME`]); a page always holds at least one
+/// entry, and any entry fits since entries are bounded by `entry::MAX_ENTRY`.
+pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
+/// Most entry bytes a device sends in one `Push` (again well under [`MAX_FRAME`]).
+pub const MAX_PUSH_BYTES: usize = 1024 * 1024;
 
 /// A member of a space as the relay records it: public keys and the proof of knowing the space key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,6 +48,16 @@ fn login(relay: &Relay<MemoryStore>, d: &DeviceSecrets) -> Session {
 }
 
 fn entry(d: &DeviceSecrets, key: &SpaceKey, seq: u64, prev: EntryHash, text: &str) -> Entry {
+    entry_of_kind(d, key, seq, prev, text)
+}
+
+fn entry_of_kind(
+    d: &DeviceSecrets,
+    key: &SpaceKey,
+    seq: u64,
+    prev: EntryHash,
+    text: &str,
+) -> Entry {
     let draft = Draft {
         class: Class::Shared,
         space: SPACE,
@@ -365,4 +375,41 @@ fn push_stores_in_order_dedupes_and_keeps_conflicts_as_evidence() {
             }
         )]
     );
+}
+
+#[test]
+fn pages_of_large_entries_fit_in_one_frame() {
+    let (relay, mut sa, mut sb, key) = paired();
+    let a = device(1);
+    let big = "x".repeat(59_000);
+    let mut prev = EntryHash::ZERO;
+    let mut entries = Vec::new();
+    for seq in 0..70 {
+        let e = entry(&a, &key, seq, prev, &big);
+        prev = e.hash;
+        entries.push(e);
+    }
+    for chunk in entries.chunks(10) {
+        let refs: Vec<&Entry> = chunk.iter().collect();
+        assert!(push(&relay, &mut sa, &refs)
+            .iter()
+            .all(|o| matches!(o, PushOutcome::Stored { .. })));
+    }
+    let page = relay.handle_request(
+        &mut sb,
+        Request::Pull {
+            space: SPACE,
+            after: 0,
+            limit: 512,
+        },
+        [0; 32],
+    );
+    let response = page.response;
+    let frame = crate::wire::encode_frame(&response).expect("a page always fits in a frame");
+    assert!(frame.len() <= crate::wire::MAX_FRAME);
+    let Response::Page { entries: got, more } = response else {
+        panic!()
+    };
+    assert!(more, "a cut page must say more entries follow");
+    assert!(got.len() > 1 && got.len() < 70, "{}", got.len());
 }

@@ -23,7 +23,9 @@ mod verify;
 pub use verify::{verify_incoming, Incoming, IncomingError, LogKeys};
 
 use crate::chain::LogHead;
-use crate::wire::{PagedEntry, PushOutcome, Request, Response, MAX_PAGE_ENTRIES, MAX_PUSH_ENTRIES};
+use crate::wire::{
+    PagedEntry, PushOutcome, Request, Response, MAX_PAGE_ENTRIES, MAX_PUSH_BYTES, MAX_PUSH_ENTRIES,
+};
 use crate::{DeviceKey, SpaceId};
 use std::collections::VecDeque;
 
@@ -199,19 +201,32 @@ impl SyncMachine {
         } else {
             return Ok(None);
         };
-        let request = match step {
-            Step::Heads => Request::Heads { space: self.space },
-            Step::Push { from, count } => Request::Push {
-                space: self.space,
-                entries: local
-                    .own_entries(from, count as usize)
-                    .map_err(|e| SyncError::Local(e.to_string()))?,
-            },
-            Step::Pull => Request::Pull {
-                space: self.space,
-                after: self.cursor,
-                limit: MAX_PAGE_ENTRIES,
-            },
+        let (step, request) = match step {
+            Step::Heads => (step, Request::Heads { space: self.space }),
+            Step::Push { from, count } => {
+                let entries = push_batch(
+                    local
+                        .own_entries(from, count as usize)
+                        .map_err(|e| SyncError::Local(e.to_string()))?,
+                );
+                let step = Step::Push {
+                    from,
+                    count: entries.len() as u64,
+                };
+                let request = Request::Push {
+                    space: self.space,
+                    entries,
+                };
+                (step, request)
+            }
+            Step::Pull => (
+                step,
+                Request::Pull {
+                    space: self.space,
+                    after: self.cursor,
+                    limit: MAX_PAGE_ENTRIES,
+                },
+            ),
         };
         let id = self.next_id;
         self.next_id += 1;
@@ -339,6 +354,21 @@ impl SyncMachine {
         }
         self.want_pull = more;
     }
+}
+
+/// Keeps the longest prefix of `entries` within [`MAX_PUSH_BYTES`] (at least one entry).
+fn push_batch(mut entries: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut used = 0usize;
+    let keep = entries
+        .iter()
+        .take_while(|e| {
+            used += e.len();
+            used <= MAX_PUSH_BYTES
+        })
+        .count()
+        .max(1);
+    entries.truncate(keep);
+    entries
 }
 
 #[cfg(test)]
