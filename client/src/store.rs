@@ -66,6 +66,8 @@ const META_CURSOR: &[u8] = b"cursor";
 /// The sled-backed store.
 pub struct Store {
     db: sled::Db,
+    /// sled's data file, `fdatasync`ed after each flush (see [`Store::flush`]).
+    data_file: Option<std::fs::File>,
     log: sled::Tree,
     ids: sled::Tree,
     meta: sled::Tree,
@@ -107,6 +109,7 @@ impl Store {
             _ => StoreError::Db(e),
         })?;
         Ok(Self {
+            data_file: std::fs::File::open(dir.join("db")).ok(),
             log: db.open_tree("log")?,
             ids: db.open_tree("ids")?,
             meta: db.open_tree("meta")?,
@@ -119,9 +122,14 @@ impl Store {
         self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable: sled's flush (which uses `sync_file_range`, enough to
+    /// survive a process crash) followed by `fdatasync` of its data file (enough for power loss).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        if let Some(file) = &self.data_file {
+            file.sync_data()
+                .map_err(|e| StoreError::Db(sled::Error::Io(e)))?;
+        }
         Ok(())
     }
 

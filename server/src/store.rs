@@ -17,8 +17,10 @@
 //! writes, so reading the last cursor just before that transaction is race-free.
 //!
 //! Writes reach disk when sled flushes (periodically, or when the driver calls
-//! [`SledStore::flush`], which it does before acknowledging anything). Corrupt records are
-//! reported as [`StoreError::Corrupt`], never a panic.
+//! [`SledStore::flush`], which it does before acknowledging anything). sled 0.34's flush writes
+//! its log with `sync_file_range`, which survives a process crash but does not commit file
+//! metadata or the drive's write cache; so [`SledStore::flush`] then `fdatasync`s sled's data
+//! file, which does. Corrupt records are reported as [`StoreError::Corrupt`], never a panic.
 
 use candor_shared::chain::LogHead;
 use candor_shared::entry::Entry;
@@ -44,6 +46,9 @@ pub enum StoreError {
         /// What is wrong with it.
         detail: String,
     },
+    /// Syncing the data file to disk failed.
+    #[error("could not sync the relay database to disk: {0}")]
+    Sync(std::io::Error),
     /// A space has used up every cursor (2^64 - 1 entries): cannot happen in practice.
     #[error("space {0} has no cursors left")]
     CursorsExhausted(SpaceId),
@@ -134,6 +139,8 @@ fn tx_result<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, St
 #[derive(Clone, Debug)]
 pub struct SledStore {
     db: sled::Db,
+    /// sled's data file, `fdatasync`ed after each flush (absent for temporary databases).
+    data_file: Option<std::sync::Arc<std::fs::File>>,
     spaces: Tree,
     memberships: Tree,
     heads: Tree,
@@ -149,7 +156,12 @@ impl SledStore {
             .path(path)
             .cache_capacity(64 * 1024 * 1024)
             .open()?;
-        Self::from_db(db)
+        let mut store = Self::from_db(db)?;
+        // sled 0.34 keeps its log in the file named `db` inside its directory.
+        store.data_file = std::fs::File::open(path.join("db"))
+            .ok()
+            .map(std::sync::Arc::new);
+        Ok(store)
     }
 
     /// Uses an already opened database (e.g. a temporary one in tests).
@@ -162,12 +174,20 @@ impl SledStore {
             entries: db.open_tree("entries")?,
             conflicts: db.open_tree("conflicts")?,
             db,
+            data_file: None,
         })
     }
 
     /// Makes every write so far durable. Call before acknowledging a write to a device.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
+        if let Some(file) = &self.data_file {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || file.sync_data())
+                .await
+                .map_err(|e| StoreError::Sync(std::io::Error::other(e)))?
+                .map_err(StoreError::Sync)?;
+        }
         Ok(())
     }
 
