@@ -164,12 +164,9 @@ impl Store {
         })
     }
 
-    /// Advances the pull cursor (never moves it back). Not flushed: see [`Store::flush`].
-    pub fn advance_cursor(&self, cursor: u64) -> Result<(), StoreError> {
-        let _guard = self.lock();
-        if cursor > self.cursor()? {
-            self.meta.insert(META_CURSOR, &cursor.to_be_bytes())?;
-        }
+    /// Records the pull cursor. Not flushed: see [`Store::flush`].
+    pub fn set_cursor(&self, cursor: u64) -> Result<(), StoreError> {
+        self.meta.insert(META_CURSOR, &cursor.to_be_bytes())?;
         Ok(())
     }
 
@@ -344,24 +341,20 @@ pub struct LogWriter<'a> {
     pub partner: Option<&'a DeviceKey>,
 }
 
-/// This device's own log, as the sync machine reads it.
-pub struct OwnLog<'a> {
-    /// The store.
-    pub store: &'a Store,
-    /// This device.
-    pub me: DeviceKey,
-}
-
-impl LocalLog for OwnLog<'_> {
+impl LocalLog for Store {
     type Error = StoreError;
 
-    fn own_count(&self) -> Result<u64, StoreError> {
-        Ok(self.store.head(&self.me)?.count)
+    fn count(&self, author: &DeviceKey) -> Result<u64, StoreError> {
+        Ok(self.head(author)?.count)
     }
 
-    fn own_entries(&self, from_seq: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.store
-            .log_entries(&self.me, from_seq)
+    fn entries(
+        &self,
+        author: &DeviceKey,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.log_entries(author, from_seq)
             .take(limit)
             .map(|item| item.map(|(_, v)| v.to_vec()))
             .collect()
@@ -427,11 +420,10 @@ mod tests {
             .find_by_prefix(&written[1].hash.to_hex()[..7])
             .unwrap();
         assert_eq!(found, vec![(me.device_key(), 1, written[1].hash)]);
-        let own = OwnLog {
-            store: &store,
-            me: me.device_key(),
-        };
-        assert_eq!(own.own_entries(1, 10).unwrap(), vec![written[1].to_bytes()]);
+        assert_eq!(
+            store.entries(&me.device_key(), 1, 10).unwrap(),
+            vec![written[1].to_bytes()]
+        );
     }
 
     #[test]

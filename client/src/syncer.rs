@@ -5,7 +5,7 @@ use crate::commands::Paired;
 use crate::home::Home;
 use crate::net::{NetError, RelayClient};
 use crate::output::Output;
-use crate::store::{OwnLog, Store};
+use crate::store::Store;
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::sync::{LogKeys, SyncEvent, SyncMachine};
 use candor_shared::wire::{Request, Response};
@@ -14,21 +14,42 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// What one sync did.
-#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct SyncReport {
     /// Own entries the relay newly stored.
     pub pushed: u64,
     /// Partner entries verified and stored.
     pub pulled: u64,
+    /// Partner entries re-uploaded to a relay that had lost them.
+    pub restored: u64,
+    /// Things the person should know that are not errors.
+    pub notices: Vec<String>,
 }
 
 impl SyncReport {
     /// Prints the one-line summary (or JSON).
     pub fn print(&self, json: bool, out: &mut Output) {
         if json {
-            out.line(serde_json::json!({"pushed": self.pushed, "pulled": self.pulled}).to_string());
+            out.line(
+                serde_json::json!({
+                    "pushed": self.pushed,
+                    "pulled": self.pulled,
+                    "restored": self.restored,
+                    "notices": self.notices,
+                })
+                .to_string(),
+            );
         } else {
             out.line(format!("pushed {}, pulled {}", self.pushed, self.pulled));
+        }
+        for notice in &self.notices {
+            out.note(notice);
+        }
+        if self.restored > 0 {
+            out.note(format!(
+                "notice: the relay had lost {} of your partner's entries; this device uploaded its copies again",
+                self.restored
+            ));
         }
     }
 }
@@ -75,12 +96,12 @@ async fn resolve_partner(client: &RelayClient, store: &Store, paired: &mut Paire
 }
 
 fn machine_for(store: &Store, paired: &Paired) -> Result<SyncMachine> {
-    let me = paired.identity.secrets.device_key();
-    let mut machine = SyncMachine::new(paired.config.space, me, store.cursor()?);
-    if let Some(partner) = paired.config.partner {
-        machine.set_partner_verified(partner.device, store.head(&partner.device)?.count);
-    }
-    Ok(machine)
+    Ok(SyncMachine::new(
+        paired.config.space,
+        paired.identity.secrets.device_key(),
+        paired.config.partner.map(|p| p.device),
+        store.cursor()?,
+    ))
 }
 
 /// Runs the machine until it has nothing left to send, applying its events to the store.
@@ -97,6 +118,9 @@ async fn drive(
             match event {
                 SyncEvent::Pulled(entries) => {
                     resolve_partner(client, store, paired).await?;
+                    if let Some(partner) = paired.config.partner {
+                        machine.set_partner(partner.device);
+                    }
                     let keys = LogKeys {
                         space: paired.config.space,
                         key: &paired.key,
@@ -116,19 +140,27 @@ async fn drive(
                     store.flush()?;
                 }
                 SyncEvent::Cursor(cursor) => {
-                    store.advance_cursor(cursor)?;
+                    store.set_cursor(cursor)?;
                     store.flush()?;
                 }
                 SyncEvent::Pushed(count) => report.pushed += count,
-                SyncEvent::PartnerRollback { ours, relay, .. } => bail!(
-                    "the relay serves only {relay} of your partner's entries, but this device has \
-                     already verified {ours}: the relay rolled back or lost data"
-                ),
+                SyncEvent::RelayBehind { ours, relay, .. } => report.notices.push(format!(
+                    "notice: the relay held only {relay} of your partner's entries, but this \
+                     device has verified {ours}: it lost data or rolled back"
+                )),
+                SyncEvent::Restored(count) => report.restored += count,
+                SyncEvent::CursorReset => {
+                    store.set_cursor(0)?;
+                    report.notices.push(
+                        "notice: the relay's history positions changed (restored from a backup?); \
+                         pulling everything again to be sure nothing is missed"
+                            .into(),
+                    );
+                }
                 SyncEvent::Idle => {}
             }
         }
-        let own = OwnLog { store, me };
-        let Some((id, request)) = machine.poll_request(&own)? else {
+        let Some((id, request)) = machine.poll_request(store)? else {
             return Ok(());
         };
         let response = match client.request(&request).await {
@@ -136,7 +168,7 @@ async fn drive(
             Err(NetError::Refused { code, message }) => Response::Error { code, message },
             Err(e) => return Err(e.into()),
         };
-        machine.handle_response(id, response)?;
+        machine.handle_response(id, response, store)?;
     }
 }
 

@@ -200,6 +200,14 @@ impl Header {
     }
 }
 
+/// Reads author and seq from an entry's header without verifying anything (for bookkeeping
+/// only: never trust the result before [`Entry::from_bytes`] has checked the entry).
+pub fn peek_author_seq(bytes: &[u8]) -> Option<(DeviceKey, u64)> {
+    let author: [u8; 32] = bytes.get(18..50)?.try_into().ok()?;
+    let seq: [u8; 8] = bytes.get(50..58)?.try_into().ok()?;
+    Some((DeviceKey(author), u64::from_be_bytes(seq)))
+}
+
 /// A decoded entry whose signature and ciphertext hash have been checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {

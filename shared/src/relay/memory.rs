@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::sync::Mutex;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Inner {
     spaces: HashMap<SpaceId, SpaceRecord>,
     heads: HashMap<(SpaceId, DeviceKey), LogHead>,
@@ -27,6 +27,13 @@ pub struct MemoryStore {
 impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of everything stored, as a backup taken now would hold.
+    pub fn snapshot(&self) -> MemoryStore {
+        MemoryStore {
+            inner: Mutex::new(self.lock().clone()),
+        }
     }
 
     /// Conflicting entries kept as evidence.

@@ -13,7 +13,7 @@
 //! 4. If no answer comes, [`SyncMachine::handle_timeout`] re-sends the outstanding request under
 //!    a new id. Every request is idempotent at the relay, so re-sending is always safe.
 //!
-//! The machine reads the device's own log through [`LocalLog`] and never writes it: storing
+//! The machine reads the device's logs through [`LocalLog`] and never writes them: storing
 //! pulled entries (after [`verify_incoming`]) is the driver's job, so durability stays with it.
 //! In watch mode the driver calls [`SyncMachine::local_written`] after each local write and
 //! [`SyncMachine::handle_notify`] when the relay announces a new cursor.
@@ -29,14 +29,19 @@ use crate::wire::{
 use crate::{DeviceKey, SpaceId};
 use std::collections::VecDeque;
 
-/// Read access to the device's own log.
+/// Read access to the logs this device holds.
 pub trait LocalLog {
     /// The store's error type.
     type Error: std::error::Error;
-    /// Number of entries in this device's own log.
-    fn own_count(&self) -> Result<u64, Self::Error>;
-    /// Own entries in wire form, from `seq`, at most `limit`.
-    fn own_entries(&self, from_seq: u64, limit: usize) -> Result<Vec<Vec<u8>>, Self::Error>;
+    /// Number of entries held of `author`'s log.
+    fn count(&self, author: &DeviceKey) -> Result<u64, Self::Error>;
+    /// Entries of `author`'s log in wire form, from `from_seq`, at most `limit`.
+    fn entries(
+        &self,
+        author: &DeviceKey,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, Self::Error>;
 }
 
 /// Something the driver must act on.
@@ -46,17 +51,24 @@ pub enum SyncEvent {
     Pulled(Vec<PagedEntry>),
     /// Persist this pull cursor (emitted after the `Pulled` it covers).
     Cursor(u64),
-    /// The relay durably stored this many more of our entries.
+    /// The relay now durably holds this many more entries of this device's own log (entries it
+    /// lacked when sync began or after the last push).
     Pushed(u64),
-    /// The relay holds less of the partner's log than this device already verified.
-    PartnerRollback {
+    /// The relay holds less of the partner's log than this device verified: it lost data (or
+    /// rolled it back). The machine re-uploads the missing entries; tell the person.
+    RelayBehind {
         /// The partner device.
         partner: DeviceKey,
-        /// What we verified.
+        /// Entries this device verified.
         ours: u64,
-        /// What the relay claims.
+        /// Entries the relay holds.
         relay: u64,
     },
+    /// The relay again holds this many of the partner's entries that it had lost.
+    Restored(u64),
+    /// The relay's cursors no longer match this device's (it was restored from a backup or lost
+    /// data): persist cursor 0; everything is pulled again and entries already held are skipped.
+    CursorReset,
     /// Push and pull are complete; nothing is outstanding.
     Idle,
 }
@@ -70,8 +82,8 @@ pub enum SyncError {
     /// The relay answered with something that does not fit the request.
     #[error("relay sent an unexpected answer to {0}")]
     Unexpected(&'static str),
-    /// The relay refused one of our entries.
-    #[error("relay refused our entry at seq {seq}: {reason}")]
+    /// The relay refused one of the entries sent.
+    #[error("relay refused the entry at seq {seq}: {reason}")]
     EntryRefused {
         /// The entry's seq.
         seq: u64,
@@ -97,7 +109,11 @@ pub enum SyncError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Heads,
-    Push { from: u64, count: u64 },
+    Push {
+        author: DeviceKey,
+        from: u64,
+        count: u64,
+    },
     Pull,
 }
 
@@ -114,37 +130,40 @@ struct Outstanding {
 pub struct SyncMachine {
     space: SpaceId,
     me: DeviceKey,
+    partner: Option<DeviceKey>,
     cursor: u64,
-    relay_has_own: Option<u64>,
+    /// How many entries of each log the relay holds, once known.
+    relay_counts: Option<Vec<(DeviceKey, u64)>>,
     want_push: bool,
     want_pull: bool,
     next_id: u64,
     outstanding: Option<Outstanding>,
     events: VecDeque<SyncEvent>,
-    partner_verified: Option<(DeviceKey, u64)>,
+    /// Whether a full re-pull already ran since the last `Heads`.
+    repulled: bool,
 }
 
 impl SyncMachine {
     /// A machine that will first ask for heads, push, then pull from `cursor`.
-    pub fn new(space: SpaceId, me: DeviceKey, cursor: u64) -> Self {
+    pub fn new(space: SpaceId, me: DeviceKey, partner: Option<DeviceKey>, cursor: u64) -> Self {
         Self {
             space,
             me,
+            partner,
             cursor,
-            relay_has_own: None,
+            relay_counts: None,
             want_push: true,
             want_pull: true,
             next_id: 1,
             outstanding: None,
             events: VecDeque::new(),
-            partner_verified: None,
+            repulled: false,
         }
     }
 
-    /// Tells the machine how much of the partner's log this device has verified, so it can
-    /// notice a relay that serves less.
-    pub fn set_partner_verified(&mut self, partner: DeviceKey, count: u64) {
-        self.partner_verified = Some((partner, count));
+    /// Tells the machine who the partner is, once learned (e.g. after they joined).
+    pub fn set_partner(&mut self, partner: DeviceKey) {
+        self.partner = Some(partner);
     }
 
     /// The pull cursor reached so far.
@@ -152,9 +171,12 @@ impl SyncMachine {
         self.cursor
     }
 
-    /// Whether a request is outstanding or work is pending.
+    /// Whether nothing is outstanding and no work is pending.
     pub fn is_idle(&self) -> bool {
-        self.outstanding.is_none() && !self.want_push && !self.want_pull
+        self.outstanding.is_none()
+            && !self.want_push
+            && !self.want_pull
+            && self.relay_counts.is_some()
     }
 
     /// A local entry was written: push it when possible.
@@ -166,7 +188,57 @@ impl SyncMachine {
     pub fn handle_notify(&mut self, cursor: u64) {
         if cursor > self.cursor {
             self.want_pull = true;
+        } else if cursor < self.cursor {
+            // Either a notification overtaken by our own pulls, or a relay whose cursors went
+            // back (restored from a backup). Ask for heads: the check after pulling tells which.
+            self.relay_counts = None;
         }
+    }
+
+    /// After pulling to the end: if the relay holds more of a log than this device got, its
+    /// cursors must have changed under us, so pull everything once more.
+    fn missed_entries<L: LocalLog>(&self, local: &L) -> Result<bool, SyncError> {
+        for author in std::iter::once(self.me).chain(self.partner) {
+            let ours = local
+                .count(&author)
+                .map_err(|e| SyncError::Local(e.to_string()))?;
+            if ours < self.relay_count(&author) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn relay_count(&self, author: &DeviceKey) -> u64 {
+        self.relay_counts
+            .as_ref()
+            .and_then(|counts| counts.iter().find(|(a, _)| a == author))
+            .map_or(0, |(_, count)| *count)
+    }
+
+    fn set_relay_count(&mut self, author: DeviceKey, count: u64) {
+        let counts = self.relay_counts.get_or_insert_with(Vec::new);
+        match counts.iter_mut().find(|(a, _)| *a == author) {
+            Some(entry) => entry.1 = count,
+            None => counts.push((author, count)),
+        }
+    }
+
+    /// The next log the relay lacks entries of: own first, then the partner's (re-upload).
+    fn next_push<L: LocalLog>(&self, local: &L) -> Result<Option<Step>, SyncError> {
+        let local_err = |e: L::Error| SyncError::Local(e.to_string());
+        for author in std::iter::once(self.me).chain(self.partner) {
+            let ours = local.count(&author).map_err(local_err)?;
+            let relay = self.relay_count(&author);
+            if relay < ours {
+                return Ok(Some(Step::Push {
+                    author,
+                    from: relay,
+                    count: (ours - relay).min(MAX_PUSH_ENTRIES as u64),
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// The next request to send, if any.
@@ -181,35 +253,42 @@ impl SyncMachine {
             out.sent = true;
             return Ok(Some((out.id, out.request.clone())));
         }
-        let step = if self.relay_has_own.is_none() {
+        let step = if self.relay_counts.is_none() {
             Step::Heads
-        } else if self.want_push {
-            let from = self.relay_has_own.unwrap_or(0);
-            let own = local
-                .own_count()
-                .map_err(|e| SyncError::Local(e.to_string()))?;
-            if from >= own {
-                self.want_push = false;
-                return self.poll_request(local);
-            }
-            Step::Push {
-                from,
-                count: (own - from).min(MAX_PUSH_ENTRIES as u64),
-            }
+        } else if let Some(push) = self
+            .want_push
+            .then(|| self.next_push(local))
+            .transpose()?
+            .flatten()
+        {
+            push
         } else if self.want_pull {
+            self.want_push = false;
+            Step::Pull
+        } else if !self.repulled && self.cursor > 0 && self.missed_entries(local)? {
+            self.want_push = false;
+            self.repulled = true;
+            self.cursor = 0;
+            self.events.push_back(SyncEvent::CursorReset);
             Step::Pull
         } else {
+            self.want_push = false;
             return Ok(None);
         };
         let (step, request) = match step {
             Step::Heads => (step, Request::Heads { space: self.space }),
-            Step::Push { from, count } => {
+            Step::Push {
+                author,
+                from,
+                count,
+            } => {
                 let entries = push_batch(
                     local
-                        .own_entries(from, count as usize)
+                        .entries(&author, from, count as usize)
                         .map_err(|e| SyncError::Local(e.to_string()))?,
                 );
                 let step = Step::Push {
+                    author,
                     from,
                     count: entries.len() as u64,
                 };
@@ -248,8 +327,14 @@ impl SyncMachine {
         }
     }
 
-    /// Delivers the relay's answer to request `id`.
-    pub fn handle_response(&mut self, id: u64, response: Response) -> Result<(), SyncError> {
+    /// Delivers the relay's answer to request `id`. `local` is consulted to compare the
+    /// relay's heads with what this device holds.
+    pub fn handle_response<L: LocalLog>(
+        &mut self,
+        id: u64,
+        response: Response,
+        local: &L,
+    ) -> Result<(), SyncError> {
         let Some(out) = self.outstanding.as_ref().filter(|o| o.id == id) else {
             return Ok(()); // stale or duplicated answer
         };
@@ -259,10 +344,15 @@ impl SyncMachine {
             return Err(SyncError::Refused(format!("{message} ({code:?})")));
         }
         match (step, response) {
-            (Step::Heads, Response::HeadList { heads }) => self.on_heads(&heads),
-            (Step::Push { from, count }, Response::Pushed { outcomes }) => {
-                self.on_pushed(from, count, outcomes)
-            }
+            (Step::Heads, Response::HeadList { heads }) => self.on_heads(&heads, local),
+            (
+                Step::Push {
+                    author,
+                    from,
+                    count,
+                },
+                Response::Pushed { outcomes },
+            ) => self.on_pushed(author, from, count, outcomes),
             (Step::Pull, Response::Page { entries, more }) => {
                 self.on_page(entries, more);
                 Ok(())
@@ -285,31 +375,37 @@ impl SyncMachine {
         }
     }
 
-    fn on_heads(&mut self, heads: &[(DeviceKey, LogHead)]) -> Result<(), SyncError> {
-        let relay_own = heads
-            .iter()
-            .find(|(author, _)| *author == self.me)
-            .map_or(0, |(_, head)| head.count);
-        self.relay_has_own = Some(relay_own);
-        self.want_push = true;
-        if let Some((partner, ours)) = self.partner_verified {
-            let relay = heads
-                .iter()
-                .find(|(author, _)| *author == partner)
-                .map_or(0, |(_, head)| head.count);
+    fn on_heads<L: LocalLog>(
+        &mut self,
+        heads: &[(DeviceKey, LogHead)],
+        local: &L,
+    ) -> Result<(), SyncError> {
+        let local_err = |e: L::Error| SyncError::Local(e.to_string());
+        self.relay_counts = Some(heads.iter().map(|(a, h)| (*a, h.count)).collect());
+        self.repulled = false;
+        let ours = local.count(&self.me).map_err(local_err)?;
+        let relay = self.relay_count(&self.me);
+        if relay > ours {
+            return Err(SyncError::AheadOfUs { ours, relay });
+        }
+        if let Some(partner) = self.partner {
+            let ours = local.count(&partner).map_err(local_err)?;
+            let relay = self.relay_count(&partner);
             if relay < ours {
-                self.events.push_back(SyncEvent::PartnerRollback {
+                self.events.push_back(SyncEvent::RelayBehind {
                     partner,
                     ours,
                     relay,
                 });
             }
         }
+        self.want_push = true;
         Ok(())
     }
 
     fn on_pushed(
         &mut self,
+        author: DeviceKey,
         from: u64,
         count: u64,
         outcomes: Vec<PushOutcome>,
@@ -317,12 +413,11 @@ impl SyncMachine {
         if outcomes.len() as u64 != count {
             return Err(SyncError::Unexpected("Push"));
         }
-        let mut stored = 0;
         for (offset, outcome) in outcomes.into_iter().enumerate() {
             let seq = from + offset as u64;
             match outcome {
-                PushOutcome::Stored { .. } => stored += 1,
-                PushOutcome::Duplicate => {}
+                // A duplicate is an entry an earlier attempt stored but whose answer was lost.
+                PushOutcome::Stored { .. } | PushOutcome::Duplicate => {}
                 PushOutcome::Conflict => {
                     return Err(SyncError::EntryRefused {
                         seq,
@@ -334,9 +429,13 @@ impl SyncMachine {
                 }
             }
         }
-        self.relay_has_own = Some(from + count);
-        if stored > 0 {
-            self.events.push_back(SyncEvent::Pushed(stored));
+        self.set_relay_count(author, from + count);
+        if count > 0 {
+            self.events.push_back(if author == self.me {
+                SyncEvent::Pushed(count)
+            } else {
+                SyncEvent::Restored(count)
+            });
         }
         Ok(())
     }
@@ -347,6 +446,14 @@ impl SyncMachine {
             .into_iter()
             .filter(|e| e.cursor > self.cursor)
             .collect();
+        for paged in &fresh {
+            // What the relay serves, it holds: keeps re-upload decisions accurate.
+            if let Some((author, seq)) = crate::entry::peek_author_seq(&paged.entry) {
+                if self.relay_count(&author) <= seq {
+                    self.set_relay_count(author, seq + 1);
+                }
+            }
+        }
         if let Some(last) = fresh.last().map(|e| e.cursor) {
             self.cursor = last;
             self.events.push_back(SyncEvent::Pulled(fresh));

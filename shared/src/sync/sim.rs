@@ -7,7 +7,7 @@ use crate::invite::{member_proof, InviteSecret};
 use crate::keys::{DeviceSecrets, SpaceKey, AUTH_SIGNATURE_PREFIX};
 use crate::payload::{kind, Payload, TextContent};
 use crate::relay::memory::MemoryStore;
-use crate::relay::{Relay, Session};
+use crate::relay::{Relay, RelayStore, Session};
 use crate::wire::{auth_message, MemberCard};
 use crate::EntryHash;
 use proptest::prelude::*;
@@ -36,16 +36,23 @@ struct Device {
     partner_key: Option<DeviceKey>,
     cursor: u64,
     session: Session,
+    /// Partner entries this device re-uploaded to a relay that had lost them.
+    restored: u64,
 }
 
 impl LocalLog for Device {
     type Error = Infallible;
-    fn own_count(&self) -> Result<u64, Infallible> {
-        Ok(self.own.len() as u64)
+    fn count(&self, author: &DeviceKey) -> Result<u64, Infallible> {
+        Ok(self.log_of(author).len() as u64)
     }
-    fn own_entries(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, Infallible> {
+    fn entries(
+        &self,
+        author: &DeviceKey,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, Infallible> {
         Ok(self
-            .own
+            .log_of(author)
             .iter()
             .skip(from as usize)
             .take(limit)
@@ -63,6 +70,7 @@ impl Device {
             partner_key: None,
             cursor: 0,
             session: Session::new([n; 32]),
+            restored: 0,
         }
     }
 
@@ -212,7 +220,12 @@ fn run_round(
     let mut machines: Vec<Option<SyncMachine>> = (0..2)
         .map(|i| {
             which.contains(&i).then(|| {
-                SyncMachine::new(SPACE, devices[i].secrets.device_key(), devices[i].cursor)
+                SyncMachine::new(
+                    SPACE,
+                    devices[i].secrets.device_key(),
+                    devices[i].partner_key,
+                    devices[i].cursor,
+                )
             })
         })
         .collect();
@@ -300,14 +313,16 @@ fn run_round(
                 let Some(machine) = machines[device].as_mut() else {
                     continue;
                 };
-                machine.handle_response(id, response).unwrap();
+                machine
+                    .handle_response(id, response, &devices[device])
+                    .unwrap();
                 while let Some(event) = machine.poll_event() {
                     match event {
                         SyncEvent::Pulled(entries) => devices[device].apply(key, entries),
                         SyncEvent::Cursor(c) => devices[device].cursor = c,
-                        SyncEvent::PartnerRollback { .. } => {
-                            panic!("honest relay reported a rollback")
-                        }
+                        SyncEvent::Restored(n) => devices[device].restored += n,
+                        SyncEvent::RelayBehind { .. } => {}
+                        SyncEvent::CursorReset => devices[device].cursor = 0,
                         SyncEvent::Pushed(_) | SyncEvent::Idle => {}
                     }
                 }
@@ -340,6 +355,66 @@ fn simulate(seed: u64, writes_a: usize, writes_b: usize) {
     assert_eq!(b.own, a.partner, "A is missing or misordering B's entries");
     assert_eq!(a.own.len(), writes_a + 1);
     assert_eq!(b.own.len(), writes_b + 1);
+    assert_eq!(a.restored + b.restored, 0, "an honest relay lost nothing");
+}
+
+#[test]
+fn recovers_when_the_relay_is_restored_from_an_old_backup() {
+    let mut rng = Rng(99);
+    let relay = Relay::new(MemoryStore::default());
+    let key = SpaceKey::from_bytes([8; 32]);
+    let (mut a, mut b) = (Device::new(1), Device::new(2));
+    pair(&relay, &mut a, &mut b, &key);
+    let mut devices = [a, b];
+    let writes = vec![(0, "a0".to_string()), (1, "b0".to_string())];
+    run_round(&relay, &mut devices, &key, &mut rng, &[0, 1], writes);
+    let backup = relay.store().snapshot();
+    let later = vec![
+        (0, "a1".to_string()),
+        (1, "b1".to_string()),
+        (1, "b2".to_string()),
+    ];
+    run_round(&relay, &mut devices, &key, &mut rng, &[0, 1], later);
+    run_round(&relay, &mut devices, &key, &mut rng, &[0, 1], vec![]);
+    assert_eq!(devices[0].partner.len(), 3, "A holds all of B's log");
+    // B goes offline for good; the relay is restored from the backup and loses a1, b1, b2.
+    let restored = Relay::new(backup);
+    run_round(&restored, &mut devices, &key, &mut rng, &[0], vec![]);
+    assert_eq!(
+        devices[0].restored, 2,
+        "A re-uploads B's entries the relay lost"
+    );
+    let relay_heads = restored.store().heads(&SPACE).unwrap();
+    let b_key = devices[1].secrets.device_key();
+    let b_count = relay_heads
+        .iter()
+        .find(|(k, _)| *k == b_key)
+        .map(|(_, h)| h.count);
+    assert_eq!(b_count, Some(3), "the relay again holds all of B's log");
+    let a_count = relay_heads
+        .iter()
+        .find(|(k, _)| *k != b_key)
+        .map(|(_, h)| h.count);
+    assert_eq!(a_count, Some(2));
+    // The relay is restored again, from a backup older than everything B wrote since.
+    let second_backup = restored.store().snapshot();
+    for i in 3..8 {
+        devices[1].write(&key, &format!("b{i}"));
+    }
+    run_round(&restored, &mut devices, &key, &mut rng, &[1], vec![]);
+    let again = Relay::new(second_backup);
+    // A writes one entry on the restored relay; B comes back with a cursor beyond everything the
+    // relay has numbered since, re-uploads its own entries, and must still receive A's.
+    devices[0].write(&key, "a2");
+    run_round(&again, &mut devices, &key, &mut rng, &[0], vec![]);
+    run_round(&again, &mut devices, &key, &mut rng, &[1], vec![]);
+    run_round(&again, &mut devices, &key, &mut rng, &[0], vec![]);
+    let [a, b] = &devices;
+    assert_eq!(
+        a.own, b.partner,
+        "B received all of A's log after the restore"
+    );
+    assert_eq!(b.own, a.partner);
 }
 
 #[test]
