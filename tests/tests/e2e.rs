@@ -295,3 +295,71 @@ fn watching_devices_exchange_entries_at_once_and_survive_a_relay_restart() -> Re
     sam_watch.stop();
     Ok(())
 }
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_relay_restored_from_an_old_backup_is_healed_by_the_devices() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("relay");
+    let backup = tmp.path().join("backup");
+    let relay = Relay::start(&data)?;
+    let (alex, sam) = pair(tmp.path(), &relay)?;
+    alex.ok(&["log", "add", "before the backup"])?;
+    alex.ok(&["sync"])?;
+    sam.ok(&["sync"])?;
+    let addr = relay.kill();
+    copy_dir(&data, &backup)?;
+
+    let relay = Relay::start_on(&data, &addr)?;
+    sam.ok(&["log", "add", "after the backup 1"])?;
+    sam.ok(&["log", "add", "after the backup 2"])?;
+    sam.ok(&["sync"])?;
+    alex.ok(&["sync"])?;
+    relay.kill();
+
+    // The relay's disk is restored from the old backup: Sam's two entries are gone from it.
+    std::fs::remove_dir_all(&data)?;
+    copy_dir(&backup, &data)?;
+    let _relay = Relay::start_on(&data, &addr)?;
+    let out = alex.command(&["sync"]).output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let notice = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        notice.contains("had lost 2 of your partner's entries"),
+        "{notice}"
+    );
+
+    // Sam's device finds its log complete at the relay again, and new entries still flow.
+    assert_eq!(sam.ok(&["sync"])?.trim(), "pushed 0, pulled 0");
+    alex.ok(&["log", "add", "after the restore"])?;
+    alex.ok(&["sync"])?;
+    sam.ok(&["sync"])?;
+    assert_eq!(
+        sam.texts()?,
+        vec![
+            "before the backup",
+            "after the backup 1",
+            "after the backup 2",
+            "after the restore"
+        ]
+    );
+    assert!(sam.ok(&["verify"])?.contains("intact"));
+    Ok(())
+}
