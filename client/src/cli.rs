@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
 Quick start (two devices on one machine, a relay on loopback):
-  candor-relay serve --listen 127.0.0.1:4433 --data ./relay &
   FP=$(candor-relay fingerprint --data ./relay)
+  candor-relay serve --listen 127.0.0.1:4433 --data ./relay &
   candor --home ./alex init --name Alex
   candor --home ./sam  init --name Sam
   INVITE=$(candor --home ./alex space create --relay 127.0.0.1:4433 --relay-fingerprint $FP | tail -n1)
