@@ -397,7 +397,7 @@ async fn handle_stream(
         error!(request = kind, %message, "request failed");
     }
 
-    if flush {
+    if let Some(ticket) = flush {
         if let Err(e) = relay.store().flush().await {
             error!(error = %e, request = kind, "could not flush the database");
             reply_and_finish(
@@ -410,6 +410,7 @@ async fn handle_stream(
             .await;
             return;
         }
+        relay.flushed(ticket);
     }
     // Wake subscribers as soon as the data is durable, even if this device has gone meanwhile.
     if let Some((space, cursor)) = notify {

@@ -6,8 +6,10 @@
 //! sockets, the clock, randomness and durability:
 //!
 //! * it passes a fresh random nonce with every request (used only by `Hello`);
-//! * when [`Handled::flush`] is set it must make the store durable *before* sending the response,
-//!   because the response acknowledges stored entries;
+//! * when [`Handled::flush`] holds a ticket it must make the store durable *before* sending the
+//!   response, because the response acknowledges stored entries, and then hand the ticket back
+//!   with [`Relay::flushed`] so that pulls may serve those entries (never before they are
+//!   durable: a crash could otherwise reuse their cursors for other entries);
 //! * it then wakes subscribers of [`Handled::notify`] and, for [`Handled::subscribe`], keeps the
 //!   stream open for `Notify` frames.
 //!
@@ -80,6 +82,12 @@ pub trait RelayStore {
         entry: &Entry,
         bytes: &[u8],
     ) -> Result<(), Self::Error>;
+    /// Whether every write is durable as soon as it returns (true only for stores that are never
+    /// flushed, like the in-memory one); if false, the relay serves appended entries only after
+    /// the driver reports them flushed.
+    fn durable_on_write(&self) -> bool {
+        false
+    }
     /// Entries with cursor greater than `after`, at most `limit`, and whether more follow.
     fn page(
         &self,
@@ -119,8 +127,9 @@ impl Session {
 pub struct Handled {
     /// The response to send.
     pub response: Response,
-    /// The store must be flushed before the response is sent.
-    pub flush: bool,
+    /// The store must be flushed before the response is sent; then pass this to
+    /// [`Relay::flushed`].
+    pub flush: Option<FlushTicket>,
     /// Subscribers of this space should be told about this cursor.
     pub notify: Option<(SpaceId, u64)>,
     /// The stream becomes a subscription to this space.
@@ -131,7 +140,7 @@ impl Handled {
     fn reply(response: Response) -> Self {
         Self {
             response,
-            flush: false,
+            flush: None,
             notify: None,
             subscribe: None,
         }
@@ -143,7 +152,22 @@ impl Handled {
 pub struct Relay<S> {
     store: S,
     writes: Mutex<()>,
+    durability: Mutex<Durability>,
 }
+
+/// Which appended entries are durable, so that pulls never serve an entry a crash could still
+/// take back (its cursor would then be reused for another entry).
+#[derive(Debug, Default)]
+struct Durability {
+    /// Last cursor appended per space by this process.
+    appended: std::collections::HashMap<SpaceId, u64>,
+    /// Last cursor known flushed per space.
+    durable: std::collections::HashMap<SpaceId, u64>,
+}
+
+/// What a flush is about to cover; see [`Relay::begin_flush`].
+#[derive(Debug)]
+pub struct FlushTicket(Vec<(SpaceId, u64)>);
 
 fn error(code: ErrorCode, message: impl Into<String>) -> Handled {
     Handled::reply(Response::error(code, message))
@@ -155,7 +179,35 @@ impl<S: RelayStore> Relay<S> {
         Self {
             store,
             writes: Mutex::new(()),
+            durability: Mutex::new(Durability::default()),
         }
+    }
+
+    /// What a flush started after this call covers: everything appended so far.
+    fn flush_ticket(&self) -> FlushTicket {
+        let durability = self.durability.lock().unwrap_or_else(|p| p.into_inner());
+        FlushTicket(durability.appended.iter().map(|(s, c)| (*s, *c)).collect())
+    }
+
+    /// The flush a [`Handled::flush`] asked for succeeded: the entries it covers may be served.
+    pub fn flushed(&self, ticket: FlushTicket) {
+        let mut durability = self.durability.lock().unwrap_or_else(|p| p.into_inner());
+        for (space, cursor) in ticket.0 {
+            let durable = durability.durable.entry(space).or_insert(0);
+            *durable = (*durable).max(cursor);
+        }
+    }
+
+    /// The highest cursor of `space` that may be served, if some appended entries are not yet
+    /// durable (entries stored before this process started are all durable).
+    fn servable(&self, space: &SpaceId) -> Option<u64> {
+        if self.store.durable_on_write() {
+            return None;
+        }
+        let durability = self.durability.lock().unwrap_or_else(|p| p.into_inner());
+        let appended = *durability.appended.get(space)?;
+        let durable = durability.durable.get(space).copied().unwrap_or(0);
+        (durable < appended).then_some(durable)
     }
 
     /// The underlying store.
@@ -238,9 +290,16 @@ impl<S: RelayStore> Relay<S> {
                     let limit = limit.clamp(1, MAX_PAGE_ENTRIES);
                     let (mut entries, more) = self.store.page(&space, after, limit)?;
                     let cut = fit_page(&mut entries);
+                    let mut held_back = false;
+                    if let Some(servable) = self.servable(&space) {
+                        let before = entries.len();
+                        entries.retain(|e| e.cursor <= servable);
+                        held_back = entries.len() != before;
+                    }
                     Handled::reply(Response::Page {
                         entries,
-                        more: more || cut,
+                        // Entries held back until durable are announced with `Notify` then.
+                        more: (more || cut) && !held_back,
                     })
                 }
                 Err(refused) => refused,
@@ -337,7 +396,7 @@ impl<S: RelayStore> Relay<S> {
         };
         self.store.put_space(&space, &record)?;
         Ok(Handled {
-            flush: true,
+            flush: Some(self.flush_ticket()),
             ..Handled::reply(Response::SpaceCreated)
         })
     }
@@ -368,28 +427,35 @@ impl<S: RelayStore> Relay<S> {
                 "the invite does not match this space",
             ));
         }
-        let Some(sealed_space_key) = record.sealed_space_key.take() else {
-            return Ok(error(
-                ErrorCode::InviteUsed,
-                "this invite has already been used",
-            ));
+        let joined = record.members.len() >= MAX_MEMBERS;
+        // The same device joining again because its first answer was lost: answer again, until
+        // its first stored entry shows it got the key (see `push`).
+        let retry = joined && record.members.last() == Some(&member);
+        let sealed_space_key = match &record.sealed_space_key {
+            Some(sealed) if !joined || retry => sealed.clone(),
+            _ => {
+                return Ok(error(
+                    ErrorCode::InviteUsed,
+                    "this invite has already been used",
+                ))
+            }
         };
+        if retry {
+            return Ok(Handled::reply(Response::Joined {
+                sealed_space_key,
+                members: record.members,
+            }));
+        }
         if record.is_member(&device) {
             return Ok(error(
                 ErrorCode::BadRequest,
                 "this device is already a member",
             ));
         }
-        if record.members.len() >= MAX_MEMBERS {
-            return Ok(error(
-                ErrorCode::SpaceFull,
-                "the space already has two members",
-            ));
-        }
         record.members.push(member);
         self.store.put_space(&space, &record)?;
         Ok(Handled {
-            flush: true,
+            flush: Some(self.flush_ticket()),
             ..Handled::reply(Response::Joined {
                 sealed_space_key,
                 members: record.members,
@@ -424,13 +490,33 @@ impl<S: RelayStore> Relay<S> {
                     last_cursor = Some(cursor);
                     flush = true;
                 }
-                PushOutcome::Conflict => flush = true,
-                PushOutcome::Duplicate | PushOutcome::Rejected { .. } => {}
+                // A duplicate may be the retry of a push whose flush has not completed yet: it
+                // is acknowledged as held, so it too waits for a flush.
+                PushOutcome::Conflict | PushOutcome::Duplicate => flush = true,
+                PushOutcome::Rejected { .. } => {}
             }
             outcomes.push(outcome);
         }
+        if let Some(cursor) = last_cursor {
+            let mut durability = self.durability.lock().unwrap_or_else(|p| p.into_inner());
+            durability.appended.insert(space, cursor);
+        }
+        // The joiner's first stored entry proves it holds the space key: the sealed copy the
+        // relay kept for a retried join is no longer needed.
+        if last_cursor.is_some()
+            && record.sealed_space_key.is_some()
+            && record.members.len() == MAX_MEMBERS
+            && record
+                .members
+                .last()
+                .is_some_and(|m| m.public.device == device)
+        {
+            let mut record = record;
+            record.sealed_space_key = None;
+            self.store.put_space(&space, &record)?;
+        }
         Ok(Handled {
-            flush,
+            flush: flush.then(|| self.flush_ticket()),
             notify: last_cursor.map(|cursor| (space, cursor)),
             ..Handled::reply(Response::Pushed { outcomes })
         })

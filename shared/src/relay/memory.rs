@@ -45,6 +45,10 @@ impl MemoryStore {
 impl RelayStore for MemoryStore {
     type Error = Infallible;
 
+    fn durable_on_write(&self) -> bool {
+        true
+    }
+
     fn space(&self, space: &SpaceId) -> Result<Option<SpaceRecord>, Infallible> {
         Ok(self.lock().spaces.get(space).cloned())
     }

@@ -96,7 +96,7 @@ fn paired() -> (Relay<MemoryStore>, Session, Session, SpaceKey) {
         [0; 32],
     );
     assert_eq!(created.response, Response::SpaceCreated);
-    assert!(created.flush);
+    assert!(created.flush.is_some());
     let mut sb = login(&relay, &b);
     let joined = relay.handle_request(
         &mut sb,
@@ -297,7 +297,7 @@ fn push_stores_in_order_dedupes_and_keeps_conflicts_as_evidence() {
         [0; 32],
     );
     assert!(
-        handled.flush,
+        handled.flush.is_some(),
         "stored entries must be flushed before the ack"
     );
     assert_eq!(handled.notify, Some((SPACE, 2)));
@@ -412,4 +412,172 @@ fn pages_of_large_entries_fit_in_one_frame() {
     };
     assert!(more, "a cut page must say more entries follow");
     assert!(got.len() > 1 && got.len() < 70, "{}", got.len());
+}
+
+/// A store whose writes are durable only once flushed, like sled.
+struct Flushed(MemoryStore);
+
+impl RelayStore for Flushed {
+    type Error = std::convert::Infallible;
+    fn space(&self, space: &SpaceId) -> Result<Option<SpaceRecord>, Self::Error> {
+        self.0.space(space)
+    }
+    fn put_space(&self, space: &SpaceId, record: &SpaceRecord) -> Result<(), Self::Error> {
+        self.0.put_space(space, record)
+    }
+    fn spaces_of(&self, device: &DeviceKey) -> Result<Vec<SpaceId>, Self::Error> {
+        self.0.spaces_of(device)
+    }
+    fn head(&self, space: &SpaceId, author: &DeviceKey) -> Result<LogHead, Self::Error> {
+        self.0.head(space, author)
+    }
+    fn heads(&self, space: &SpaceId) -> Result<Vec<(DeviceKey, LogHead)>, Self::Error> {
+        self.0.heads(space)
+    }
+    fn hash_at(
+        &self,
+        space: &SpaceId,
+        author: &DeviceKey,
+        seq: u64,
+    ) -> Result<Option<EntryHash>, Self::Error> {
+        self.0.hash_at(space, author, seq)
+    }
+    fn append(&self, space: &SpaceId, entry: &Entry, bytes: &[u8]) -> Result<u64, Self::Error> {
+        self.0.append(space, entry, bytes)
+    }
+    fn record_conflict(
+        &self,
+        space: &SpaceId,
+        entry: &Entry,
+        bytes: &[u8],
+    ) -> Result<(), Self::Error> {
+        self.0.record_conflict(space, entry, bytes)
+    }
+    fn page(
+        &self,
+        space: &SpaceId,
+        after: u64,
+        limit: u32,
+    ) -> Result<(Vec<PagedEntry>, bool), Self::Error> {
+        self.0.page(space, after, limit)
+    }
+}
+
+#[test]
+fn entries_are_served_only_once_flushed() {
+    let (memory_relay, _, _, key) = paired();
+    let record = memory_relay.store().space(&SPACE).unwrap().unwrap();
+    let relay = Relay::new(Flushed(MemoryStore::default()));
+    relay.store().put_space(&SPACE, &record).unwrap();
+    let login_to = |d: &DeviceSecrets| {
+        let mut session = Session::new(EXPORTER);
+        let Response::Challenge { nonce } = relay
+            .handle_request(&mut session, Request::Hello { version: 1 }, [3; 32])
+            .response
+        else {
+            panic!()
+        };
+        let signature = d
+            .sign(
+                AUTH_SIGNATURE_PREFIX,
+                &auth_message(&nonce, &EXPORTER, &d.device_key()),
+            )
+            .to_vec();
+        relay.handle_request(
+            &mut session,
+            Request::Authenticate {
+                device: d.device_key(),
+                signature,
+            },
+            [0; 32],
+        );
+        session
+    };
+    let (a, mut sa, mut sb) = (device(1), login_to(&device(1)), login_to(&device(2)));
+    let e0 = entry(&a, &key, 0, EntryHash::ZERO, "zero");
+    let pushed = relay.handle_request(
+        &mut sa,
+        Request::Push {
+            space: SPACE,
+            entries: vec![e0.to_bytes()],
+        },
+        [0; 32],
+    );
+    let ticket = pushed.flush.expect("a stored entry asks for a flush");
+    let pull = |s: &mut Session| match relay
+        .handle_request(
+            s,
+            Request::Pull {
+                space: SPACE,
+                after: 0,
+                limit: 10,
+            },
+            [0; 32],
+        )
+        .response
+    {
+        Response::Page { entries, more } => (entries.len(), more),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(pull(&mut sb), (0, false), "not served before the flush");
+    // A retry before the flush completes is acknowledged only after a flush too.
+    let retry = relay.handle_request(
+        &mut sa,
+        Request::Push {
+            space: SPACE,
+            entries: vec![e0.to_bytes()],
+        },
+        [0; 32],
+    );
+    assert!(retry.flush.is_some());
+    relay.flushed(ticket);
+    assert_eq!(pull(&mut sb), (1, false), "served once flushed");
+}
+
+#[test]
+fn a_lost_join_answer_can_be_retried_by_the_same_device_only() {
+    let (relay, _, mut sb, key) = paired();
+    let b = device(2);
+    let again = relay.handle_request(
+        &mut sb,
+        Request::Join {
+            space: SPACE,
+            token: InviteSecret([5; 32]).token(),
+            member: card(&b, &key),
+        },
+        [0; 32],
+    );
+    assert!(
+        matches!(again.response, Response::Joined { .. }),
+        "{:?}",
+        again.response
+    );
+    // Once the joiner's first entry is stored, the sealed key is gone and a retry is refused.
+    let e0 = entry(&b, &key, 0, EntryHash::ZERO, "hello");
+    push(&relay, &mut sb, &[&e0]);
+    assert_eq!(
+        relay
+            .store()
+            .space(&SPACE)
+            .unwrap()
+            .unwrap()
+            .sealed_space_key,
+        None
+    );
+    let late = relay.handle_request(
+        &mut sb,
+        Request::Join {
+            space: SPACE,
+            token: InviteSecret([5; 32]).token(),
+            member: card(&b, &key),
+        },
+        [0; 32],
+    );
+    assert!(matches!(
+        late.response,
+        Response::Error {
+            code: ErrorCode::InviteUsed,
+            ..
+        }
+    ));
 }
