@@ -5,8 +5,10 @@ use crate::commands::Paired;
 use crate::home::Home;
 use crate::net::{NetError, RelayClient};
 use crate::output::Output;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use anyhow::{anyhow, bail, Context as _, Result};
+use candor_shared::chain::ChainError;
+use candor_shared::sync::IncomingError;
 use candor_shared::sync::{LogKeys, SyncEvent, SyncMachine};
 use candor_shared::wire::{Request, Response};
 use serde::Serialize;
@@ -131,6 +133,9 @@ async fn drive(
                         match store.apply_incoming(&keys, &paged.entry) {
                             Ok(Some(_)) => report.pulled += 1,
                             Ok(None) => {}
+                            Err(StoreError::Refused(IncomingError::Chain(ChainError::Gap {
+                                ..
+                            }))) if machine.restart_pull() => break,
                             Err(e) => {
                                 store.flush()?;
                                 bail!("refused the entry at relay position {}: {e}", paged.cursor);

@@ -19,8 +19,29 @@ use std::time::{Duration, Instant};
 /// How long any awaited event may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// Builds the `candor` and `candor-relay` binaries once per test process, so that
+/// `cargo test -p candor-tests` never runs stale binaries (cargo builds other packages'
+/// binaries only for their own tests).
+fn build_binaries() {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let profile_release = cfg!(not(debug_assertions));
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "-p", "candor", "-p", "candor-relay"]);
+        if profile_release {
+            cargo.arg("--release");
+        }
+        let status = cargo.status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "building candor and candor-relay failed"
+        );
+    });
+}
+
 /// Path of a workspace binary built alongside the tests.
 pub fn binary(name: &str) -> PathBuf {
+    build_binaries();
     let exe = std::env::current_exe().unwrap_or_default();
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     if dir.ends_with("deps") {

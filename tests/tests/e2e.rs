@@ -363,3 +363,35 @@ fn a_relay_restored_from_an_old_backup_is_healed_by_the_devices() -> Result<()> 
     assert!(sam.ok(&["verify"])?.contains("intact"));
     Ok(())
 }
+
+#[test]
+fn a_device_whose_position_is_beyond_a_restored_relay_still_receives_everything() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("relay");
+    let backup = tmp.path().join("backup");
+    let relay = Relay::start(&data)?;
+    let (alex, sam) = pair(tmp.path(), &relay)?;
+    alex.ok(&["sync"])?;
+    let addr = relay.kill();
+    copy_dir(&data, &backup)?;
+
+    let relay = Relay::start_on(&data, &addr)?;
+    alex.ok(&["log", "add", "a1"])?;
+    sam.ok(&["log", "add", "s1"])?;
+    sam.ok(&["sync"])?; // Sam's position passes s1; Sam never sees a1 before the restore
+    alex.ok(&["sync"])?;
+    relay.kill();
+    std::fs::remove_dir_all(&data)?;
+    copy_dir(&backup, &data)?;
+    let _relay = Relay::start_on(&data, &addr)?;
+
+    // Alex uploads a1 again, adds two more and re-uploads s1; the relay numbers them from where
+    // its old copy stopped, so a2 lands at the position after Sam's: Sam meets a2 before a1.
+    alex.ok(&["log", "add", "a2"])?;
+    alex.ok(&["log", "add", "a3"])?;
+    alex.ok(&["sync"])?;
+    sam.ok(&["sync"])?;
+    assert_eq!(sam.texts()?, vec!["a1", "s1", "a2", "a3"]);
+    assert_eq!(alex.texts()?, sam.texts()?);
+    Ok(())
+}

@@ -195,6 +195,23 @@ impl SyncMachine {
         }
     }
 
+    /// The driver met a pulled entry that skips ahead of its author's log (a seq gap). With an
+    /// honest relay that means the relay's cursors changed under this device (a restore from
+    /// backup): drop the rest of the page and pull everything once more. Returns false if that
+    /// was already tried since the last `Heads` — then the gap is real and must be reported.
+    pub fn restart_pull(&mut self) -> bool {
+        if self.repulled {
+            return false;
+        }
+        self.repulled = true;
+        self.cursor = 0;
+        self.want_pull = true;
+        self.events
+            .retain(|e| !matches!(e, SyncEvent::Cursor(_) | SyncEvent::Pulled(_)));
+        self.events.push_back(SyncEvent::CursorReset);
+        true
+    }
+
     /// After pulling to the end: if the relay holds more of a log than this device got, its
     /// cursors must have changed under us, so pull everything once more.
     fn missed_entries<L: LocalLog>(&self, local: &L) -> Result<bool, SyncError> {
@@ -353,10 +370,7 @@ impl SyncMachine {
                 },
                 Response::Pushed { outcomes },
             ) => self.on_pushed(author, from, count, outcomes),
-            (Step::Pull, Response::Page { entries, more }) => {
-                self.on_page(entries, more);
-                Ok(())
-            }
+            (Step::Pull, Response::Page { entries, more }) => self.on_page(entries, more),
             (Step::Heads, _) => Err(SyncError::Unexpected("Heads")),
             (Step::Push { .. }, _) => Err(SyncError::Unexpected("Push")),
             (Step::Pull, _) => Err(SyncError::Unexpected("Pull")),
@@ -440,17 +454,30 @@ impl SyncMachine {
         Ok(())
     }
 
-    fn on_page(&mut self, entries: Vec<PagedEntry>, more: bool) {
-        // Only entries beyond our cursor count; a stale page may repeat some.
-        let fresh: Vec<PagedEntry> = entries
-            .into_iter()
-            .filter(|e| e.cursor > self.cursor)
-            .collect();
+    fn on_page(&mut self, entries: Vec<PagedEntry>, more: bool) -> Result<(), SyncError> {
+        // Cursors must rise strictly; a stale page may repeat entries at or below our cursor.
+        let mut last = self.cursor;
+        let mut fresh = Vec::with_capacity(entries.len());
+        for paged in entries {
+            if paged.cursor <= self.cursor {
+                continue;
+            }
+            if paged.cursor <= last || paged.cursor == u64::MAX {
+                return Err(SyncError::Unexpected("Pull (cursors out of order)"));
+            }
+            last = paged.cursor;
+            fresh.push(paged);
+        }
+        if more && fresh.is_empty() {
+            return Err(SyncError::Unexpected(
+                "Pull (more entries promised, none sent)",
+            ));
+        }
         for paged in &fresh {
             // What the relay serves, it holds: keeps re-upload decisions accurate.
             if let Some((author, seq)) = crate::entry::peek_author_seq(&paged.entry) {
                 if self.relay_count(&author) <= seq {
-                    self.set_relay_count(author, seq + 1);
+                    self.set_relay_count(author, seq.saturating_add(1));
                 }
             }
         }
@@ -460,6 +487,7 @@ impl SyncMachine {
             self.events.push_back(SyncEvent::Cursor(last));
         }
         self.want_pull = more;
+        Ok(())
     }
 }
 
