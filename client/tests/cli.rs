@@ -1,6 +1,8 @@
 //! Command-line behaviour of `candor` that needs no relay: identity creation, key file
 //! permissions, and clear errors before pairing.
 
+#![allow(clippy::expect_used)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
