@@ -25,6 +25,9 @@ use tokio::net::UnixListener;
 
 /// Longest request line accepted (bounds memory per connection).
 const MAX_REQUEST: u64 = 16 * 1024 * 1024;
+/// How long a forwarding process waits for the answer (a forwarded `sync` may wait on the
+/// network for up to its own timeouts).
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A command forwarded to the watching process.
 #[derive(Debug, Serialize, Deserialize)]
@@ -114,6 +117,9 @@ pub fn forward(home: &Home, request: &Forwarded) -> Result<Option<Output>> {
     let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&path) else {
         return Ok(None);
     };
+    stream
+        .set_read_timeout(Some(ANSWER_TIMEOUT))
+        .context("configuring the local socket")?;
     let mut line = serde_json::to_vec(request)?;
     line.push(b'\n');
     stream
@@ -122,7 +128,13 @@ pub fn forward(home: &Home, request: &Forwarded) -> Result<Option<Output>> {
     let mut reply = String::new();
     BufReader::new(stream)
         .read_line(&mut reply)
-        .context("reading the answer of `candor sync --watch`")?;
+        .with_context(|| {
+            format!(
+            "no answer from the running `candor sync --watch` within {} s; check `candor log list` \
+             before repeating a write",
+            ANSWER_TIMEOUT.as_secs()
+        )
+        })?;
     if reply.is_empty() {
         bail!(
             "`candor sync --watch` closed the connection without answering; is it shutting down?"

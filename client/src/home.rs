@@ -25,7 +25,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
     /// A file operation failed.
-    #[error("{action} {path}: {source}")]
+    #[error("could not {action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,
@@ -235,13 +235,6 @@ fn read_secret_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, HomeErro
 
 /// Writes `bytes` to `path` with mode 0600, atomically and durably.
 fn write_secret_file(path: &Path, bytes: &[u8], replace: bool) -> Result<(), HomeError> {
-    if !replace && path.exists() {
-        return Err(HomeError::Io {
-            action: "create",
-            path: path.to_path_buf(),
-            source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-        });
-    }
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let mut file = OpenOptions::new()
@@ -253,7 +246,14 @@ fn write_secret_file(path: &Path, bytes: &[u8], replace: bool) -> Result<(), Hom
     file.write_all(bytes).map_err(io("write", &tmp))?;
     file.sync_all().map_err(io("sync", &tmp))?;
     drop(file);
-    fs::rename(&tmp, path).map_err(io("rename", &tmp))?;
+    if replace {
+        fs::rename(&tmp, path).map_err(io("rename", &tmp))?;
+    } else {
+        // A hard link fails if the target exists, so two racing writers cannot both succeed.
+        let linked = fs::hard_link(&tmp, path).map_err(io("create", path));
+        let _ = fs::remove_file(&tmp);
+        linked?;
+    }
     if let Some(dir) = path.parent() {
         File::open(dir)
             .and_then(|d| d.sync_all())

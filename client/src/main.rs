@@ -118,8 +118,15 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
         }
         _ => None,
     };
+    let args = std::env::args_os()
+        .map(|arg| {
+            arg.into_string().map_err(|arg| {
+                anyhow!("argument {arg:?} is not valid UTF-8; rename the file or pass it on stdin")
+            })
+        })
+        .collect::<Result<Vec<String>>>()?;
     let forwarded = Forwarded {
-        args: std::env::args().collect(),
+        args,
         cwd: std::env::current_dir().context("reading the working directory")?,
         stdin,
     };

@@ -92,6 +92,12 @@ fn decode_log_key(key: &[u8]) -> Result<(DeviceKey, u64), StoreError> {
     Ok((DeviceKey(author), u64::from_be_bytes(seq)))
 }
 
+/// The id of an entry this store verified before storing it (no need to verify it again).
+fn stored_id(bytes: &[u8]) -> Result<EntryHash, StoreError> {
+    candor_shared::entry::id_of(bytes)
+        .ok_or_else(|| StoreError::Corrupt("a stored entry is truncated".into()))
+}
+
 fn hash_from(value: &[u8]) -> Result<EntryHash, StoreError> {
     value
         .try_into()
@@ -177,11 +183,9 @@ impl Store {
             Some(item) => {
                 let (key, value) = item?;
                 let (_, seq) = decode_log_key(&key)?;
-                let entry = Entry::from_bytes(&value)
-                    .map_err(|e| StoreError::Corrupt(format!("stored entry: {e}")))?;
                 Ok(LogHead {
                     count: seq + 1,
-                    hash: entry.hash,
+                    hash: stored_id(&value)?,
                 })
             }
         }
@@ -191,11 +195,7 @@ impl Store {
     pub fn hash_at(&self, author: &DeviceKey, seq: u64) -> Result<Option<EntryHash>, StoreError> {
         self.log
             .get(log_key(author, seq))?
-            .map(|v| {
-                Entry::from_bytes(&v)
-                    .map(|e| e.hash)
-                    .map_err(|e| StoreError::Corrupt(format!("stored entry: {e}")))
-            })
+            .map(|v| stored_id(&v))
             .transpose()
     }
 
@@ -220,6 +220,9 @@ impl Store {
         prefix: &str,
     ) -> Result<Vec<(DeviceKey, u64, EntryHash)>, StoreError> {
         let prefix = prefix.trim().to_ascii_lowercase();
+        if !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(Vec::new());
+        }
         let even = &prefix[..prefix.len() - prefix.len() % 2];
         let Ok(bytes) = hex::decode(even) else {
             return Ok(Vec::new());
@@ -236,14 +239,25 @@ impl Store {
         Ok(found)
     }
 
-    fn insert_entry(&self, entry: &Entry) -> Result<(), StoreError> {
+    /// Inserts entries (log and id index) in one transaction: all or none.
+    fn insert_entries(&self, entries: &[Entry]) -> Result<(), StoreError> {
         use sled::Transactional;
-        let key = log_key(&entry.header.author, entry.header.seq);
-        let bytes = entry.to_bytes();
+        let rows: Vec<([u8; 40], Vec<u8>, EntryHash)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    log_key(&e.header.author, e.header.seq),
+                    e.to_bytes(),
+                    e.hash,
+                )
+            })
+            .collect();
         (&self.log, &self.ids)
             .transaction(|(log, ids)| {
-                log.insert(&key[..], bytes.as_slice())?;
-                ids.insert(&entry.hash.0[..], &key[..])?;
+                for (key, bytes, hash) in &rows {
+                    log.insert(&key[..], bytes.as_slice())?;
+                    ids.insert(&hash.0[..], &key[..])?;
+                }
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|e| StoreError::Transaction(format!("{e:?}")))
@@ -276,6 +290,17 @@ impl Store {
             }
             None => PartnerSeen::default(),
         };
+        // An author's times never go backwards, even if the clock does.
+        let time_ms = match head.count {
+            0 => now_ms,
+            n => {
+                let last = self
+                    .log
+                    .get(log_key(&me, n - 1))?
+                    .ok_or_else(|| StoreError::Corrupt("own log head is missing".into()))?;
+                now_ms.max(candor_shared::entry::peek_time(&last).unwrap_or(0))
+            }
+        };
         let mut written = Vec::with_capacity(items.len());
         for (class, payload) in items {
             let draft = Draft {
@@ -283,15 +308,16 @@ impl Store {
                 space: **space,
                 seq: head.count,
                 prev: head.hash,
-                time_ms: now_ms,
+                time_ms,
                 partner_seen,
                 nonce: nonce(),
             };
             let entry = Entry::seal(draft, &payload, key, author)?;
-            self.insert_entry(&entry)?;
             head = head.advanced(entry.hash);
             written.push(entry);
         }
+        // One transaction for the whole batch (e.g. an import): a crash keeps all or none.
+        self.insert_entries(&written)?;
         self.flush()?;
         Ok(written)
     }
@@ -302,7 +328,7 @@ impl Store {
         &self,
         keys: &LogKeys<'_>,
         bytes: &[u8],
-    ) -> Result<Option<(Entry, Payload)>, StoreError> {
+    ) -> Result<Option<Entry>, StoreError> {
         let _guard = self.lock();
         let mut lookup_error = None;
         let verdict = verify_incoming(
@@ -321,9 +347,9 @@ impl Store {
         }
         match verdict? {
             Incoming::AlreadyHeld => Ok(None),
-            Incoming::New { entry, payload } => {
-                self.insert_entry(&entry)?;
-                Ok(Some((*entry, payload)))
+            Incoming::New { entry, .. } => {
+                self.insert_entries(std::slice::from_ref(&entry))?;
+                Ok(Some(*entry))
             }
         }
     }

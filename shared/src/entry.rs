@@ -208,6 +208,23 @@ pub fn peek_author_seq(bytes: &[u8]) -> Option<(DeviceKey, u64)> {
     Some((DeviceKey(author), u64::from_be_bytes(seq)))
 }
 
+/// Reads the author time from an entry's header without verifying anything.
+pub fn peek_time(bytes: &[u8]) -> Option<u64> {
+    let time: [u8; 8] = bytes.get(90..98)?.try_into().ok()?;
+    Some(u64::from_be_bytes(time))
+}
+
+/// The id of an entry in wire form, computed without verifying it: for entries a store already
+/// verified. `None` if the bytes are shorter than a header and signature.
+pub fn id_of(bytes: &[u8]) -> Option<EntryHash> {
+    let header: &[u8; HEADER_LEN] = bytes.get(..HEADER_LEN)?.try_into().ok()?;
+    let signature: &[u8; SIGNATURE_LEN] = bytes
+        .get(HEADER_LEN..HEADER_LEN + SIGNATURE_LEN)?
+        .try_into()
+        .ok()?;
+    Some(entry_hash(header, signature))
+}
+
 /// A decoded entry whose signature and ciphertext hash have been checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -422,6 +439,16 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ids_and_peeks_match_the_decoded_entry() {
+        let (_, _, entry) = sample();
+        let bytes = entry.to_bytes();
+        assert_eq!(id_of(&bytes), Some(entry.hash));
+        assert_eq!(peek_time(&bytes), Some(entry.header.time_ms));
+        assert_eq!(peek_author_seq(&bytes), Some((entry.header.author, 0)));
+        assert_eq!(id_of(&bytes[..100]), None);
     }
 
     #[test]

@@ -107,12 +107,21 @@ pub fn records(ctx: &Ctx, paired: &Paired) -> Result<Vec<Record>> {
         records_of(ctx, paired, &partner.device, "partner", &name, &mut all)?;
     }
     all.sort_by(|a, b| (a.time_ms, a.author, a.seq).cmp(&(b.time_ms, b.author, b.seq)));
-    let corrections: Vec<(String, String)> = all
+    // Only an author can correct their own entry: a "correction" naming the other partner's
+    // entry is shown as written but not linked to it.
+    let corrections: Vec<(String, &'static str, String)> = all
         .iter()
-        .filter_map(|r| r.replaces.clone().map(|orig| (orig, r.id.clone())))
+        .filter_map(|r| {
+            r.replaces
+                .clone()
+                .map(|orig| (orig, r.author, r.id.clone()))
+        })
         .collect();
-    for (original, correction) in corrections {
-        if let Some(record) = all.iter_mut().find(|r| r.id == original) {
+    for (original, author, correction) in corrections {
+        if let Some(record) = all
+            .iter_mut()
+            .find(|r| r.id == original && r.author == author)
+        {
             record.corrected_by.push(correction);
         }
     }
@@ -176,8 +185,11 @@ pub fn add(ctx: &Ctx, kind: &str, text: &str, out: &mut Output) -> Result<()> {
 /// `candor log correct`.
 pub fn correct(ctx: &Ctx, id: &str, text: &str, out: &mut Output) -> Result<()> {
     let paired = ctx.paired()?;
-    if id.trim().len() < 4 {
-        bail!("give at least 4 characters of the entry id");
+    let id = id.trim();
+    if id.len() < 4 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!(
+            "an entry id is hexadecimal: give at least 4 of its characters (see `candor log list`)"
+        );
     }
     let me = paired.identity.secrets.device_key();
     let matches = ctx.store.find_by_prefix(id)?;
@@ -230,7 +242,7 @@ pub fn list(ctx: &Ctx, json: bool, limit: Option<usize>, out: &mut Output) -> Re
         out.line(serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
-    if all.is_empty() {
+    if all.is_empty() && limit != Some(0) {
         out.line("No entries yet. Add one with `candor log add TEXT`.");
     }
     for r in &all {
@@ -242,13 +254,16 @@ pub fn list(ctx: &Ctx, json: bool, limit: Option<usize>, out: &mut Output) -> Re
         let mut line = format!(
             "{}  {:<16} {:<10} {}  {}",
             timefmt::short(r.time_ms),
-            who,
+            printable(&who),
             r.kind,
-            &r.id[..8],
-            r.text
+            r.id.get(..8).unwrap_or(&r.id),
+            printable(&r.text)
         );
         if let Some(original) = &r.replaces {
-            line.push_str(&format!("  [corrects {}]", &original[..8]));
+            line.push_str(&format!(
+                "  [corrects {}]",
+                original.get(..8).unwrap_or(original)
+            ));
         }
         if !r.corrected_by.is_empty() {
             line.push_str("  [corrected later]");
@@ -259,6 +274,21 @@ pub fn list(ctx: &Ctx, json: bool, limit: Option<usize>, out: &mut Output) -> Re
         out.line(line);
     }
     Ok(())
+}
+
+/// Text safe to print on a terminal: control characters (which could move the cursor, rewrite
+/// earlier lines or change colours) become visible escapes; line breaks become "⏎ ".
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("⏎ "),
+            '\t' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[derive(serde::Deserialize)]
@@ -335,6 +365,13 @@ pub fn import(ctx: &Ctx, file: &std::path::Path, out: &mut Output) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_neutralises_terminal_escapes() {
+        assert_eq!(printable("ok\u{1b}[2Jgone"), "ok\\u{1b}[2Jgone");
+        assert_eq!(printable("two\nlines"), "two⏎ lines");
+        assert_eq!(printable("plain ünïcode"), "plain ünïcode");
+    }
 
     #[test]
     fn import_reads_plain_lines_and_json_lines() {

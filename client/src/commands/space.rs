@@ -37,7 +37,8 @@ fn write_hello(
         name: identity.name.clone(),
         exchange: identity.secrets.public().exchange,
     });
-    let mut nonce_error = None;
+    // Draw the nonce first: nothing is sealed unless randomness is available.
+    let nonce = random::<24>()?;
     ctx.store.append_own(
         &crate::store::LogWriter {
             author: &identity.secrets,
@@ -47,17 +48,9 @@ fn write_hello(
         },
         vec![(Class::Control, hello)],
         crate::timefmt::now_ms(),
-        || {
-            random::<24>().unwrap_or_else(|e| {
-                nonce_error = Some(e);
-                [0; 24]
-            })
-        },
+        || nonce,
     )?;
-    match nonce_error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// Sends the introduction entry right away, so the partner learns this device's name on their
@@ -242,7 +235,9 @@ pub fn show(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
             Some(p) => out.line(format!(
                 "partner   {} ({})",
                 p.device,
-                partner_name.unwrap_or_else(|| "name not received yet".into())
+                partner_name
+                    .map(|n| super::log::printable(&n))
+                    .unwrap_or_else(|| "name not received yet".into())
             )),
             None => out.line("partner   not joined yet (run `candor sync` after they join)"),
         }

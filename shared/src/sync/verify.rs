@@ -1,7 +1,7 @@
 //! Verification of an entry pulled from the relay, before a device stores or shows it.
 
 use crate::chain::{ChainError, Fit, LogHead};
-use crate::entry::{Entry, EntryError};
+use crate::entry::{Class, Entry, EntryError};
 use crate::keys::SpaceKey;
 use crate::payload::Payload;
 use crate::{DeviceKey, EntryHash, SpaceId};
@@ -26,8 +26,9 @@ pub enum Incoming {
     New {
         /// The entry (boxed: it is much larger than the other variant).
         entry: Box<Entry>,
-        /// Its decrypted payload.
-        payload: Payload,
+        /// Its decrypted payload; `None` for private entries, which only their author's
+        /// devices can open (they are verified and kept all the same).
+        payload: Option<Payload>,
     },
     /// This device already holds exactly this entry.
     AlreadyHeld,
@@ -99,7 +100,12 @@ pub fn verify_incoming(
             seq: entry.header.seq,
         }),
         Fit::Next => {
-            let payload = entry.open(keys.key).map_err(IncomingError::Undecryptable)?;
+            let payload = match entry.header.class {
+                Class::Private => None,
+                Class::Shared | Class::Control => {
+                    Some(entry.open(keys.key).map_err(IncomingError::Undecryptable)?)
+                }
+            };
             Ok(Incoming::New {
                 entry: Box::new(entry),
                 payload,
