@@ -96,6 +96,8 @@ pub enum SpaceCommand {
         /// The invite line (starts with "candor-invite:").
         invite: String,
     },
+    /// Print the invite again (on the device that created the space, until the partner joins).
+    Invite,
     /// Print the safety number to compare with your partner in person.
     ///
     /// Both devices print the same number only if each holds the other's real keys.

@@ -150,6 +150,23 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
         stdin: forwarded.stdin,
         watch: None,
     };
+    // Commands that wait on the network hold the store for a while: meanwhile, serve other
+    // `candor` commands on this home over the local socket, as `sync --watch` does.
+    let serving = matches!(
+        command,
+        Command::Sync(_) | Command::Space(SpaceCommand::Create { .. } | SpaceCommand::Join { .. })
+    )
+    .then(|| daemon::bind(home).ok())
+    .flatten()
+    .map(|listener| {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(daemon::serve(
+            listener,
+            home.clone(),
+            ctx.store.clone(),
+            wake,
+        ))
+    });
     let mut out = Output::default();
     let output = match command {
         Command::Space(SpaceCommand::Create {
@@ -165,6 +182,10 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
         }
         other => Ok(commands::execute(&ctx, other).await),
     };
+    if let Some(server) = serving {
+        server.abort();
+        let _ = std::fs::remove_file(home.socket_path());
+    }
     let output = output?;
     output.emit();
     Ok(output.code)

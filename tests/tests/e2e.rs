@@ -118,11 +118,28 @@ fn offline_writes_survive_an_unreachable_relay_and_go_out_later() -> Result<()> 
     assert!(err.contains("nothing was lost"), "{err}");
     assert_eq!(alex.texts()?, vec!["written offline"]);
 
+    // A sync waiting on the unreachable relay holds the store; other commands still work.
+    let mut waiting = alex
+        .command(&["sync"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    alex.ok(&["log", "add", "written while a sync waits"])?;
+    waiting.kill()?;
+    waiting.wait()?;
+    assert_eq!(
+        alex.texts()?,
+        vec!["written offline", "written while a sync waits"]
+    );
+
     let _relay = Relay::start_on(&data, &addr)?;
-    // The offline entry goes out; Sam's introduction (pushed when Sam joined) comes in.
-    assert_eq!(alex.ok(&["sync"])?.trim(), "pushed 1, pulled 1");
-    assert_eq!(sam.ok(&["sync"])?.trim(), "pushed 0, pulled 1");
-    assert_eq!(sam.texts()?, vec!["written offline"]);
+    // The offline entries go out; Sam's introduction (pushed when Sam joined) comes in.
+    assert_eq!(alex.ok(&["sync"])?.trim(), "pushed 2, pulled 1");
+    assert_eq!(sam.ok(&["sync"])?.trim(), "pushed 0, pulled 2");
+    assert_eq!(
+        sam.texts()?,
+        vec!["written offline", "written while a sync waits"]
+    );
     Ok(())
 }
 

@@ -195,6 +195,33 @@ pub async fn join_space(ctx: &Ctx, invite: &str, out: &mut Output) -> Result<()>
     Ok(())
 }
 
+/// The creator's invite line, rebuilt from the space configuration and the kept secret.
+fn invite_line(ctx: &Ctx) -> Result<String> {
+    let paired = ctx.paired()?;
+    let secret = paired
+        .invite_secret
+        .clone()
+        .ok_or_else(|| anyhow!("only the device that created the space holds its invite"))?;
+    Ok(Invite {
+        relay: paired.config.relay.clone(),
+        relay_fingerprint: paired.config.fingerprint,
+        space: paired.config.space,
+        secret,
+        creator: paired.identity.secrets.public(),
+    }
+    .to_line())
+}
+
+/// `candor space invite`: prints the invite again until the partner has joined.
+pub fn invite(ctx: &Ctx, out: &mut Output) -> Result<()> {
+    let paired = ctx.paired()?;
+    if paired.config.partner.is_some() {
+        bail!("your partner has already joined with the invite; it works only once");
+    }
+    out.line(invite_line(ctx)?);
+    Ok(())
+}
+
 /// `candor space safety-number`.
 pub fn safety_number(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let paired = ctx.paired()?;
