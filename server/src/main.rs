@@ -171,7 +171,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             data = %data.root().display(),
             "relay started"
         );
-        service::run(bound.endpoint, bound.relay, shutdown).await
+        service::run(
+            bound.endpoint,
+            bound.relay,
+            service::Limits::default(),
+            shutdown,
+        )
+        .await
     })
 }
 

@@ -14,6 +14,23 @@
 //! malformed or oversized frame gets `Error { code: BadRequest }`; nothing a peer sends can take
 //! down another stream or connection.
 //!
+//! Nobody can take the relay offline without authenticating (the [`Limits`]):
+//!
+//! * addresses are validated with a QUIC Retry before a connection counts against any limit, so
+//!   spoofed source addresses cannot occupy slots (nor lock a real address out);
+//! * one address (an IPv6 /64) holds at most [`MAX_CONNECTIONS_PER_IP`] connections, all
+//!   addresses together [`MAX_CONNECTIONS`];
+//! * a connection whose session has not authenticated [`AUTH_DEADLINE`] after it was accepted
+//!   is closed with [`CLOSE_NOT_AUTHENTICATED`] ("not authenticated in time"): the relay's
+//!   keep-alives would otherwise keep an idle, unauthenticated connection open forever;
+//! * before authentication a connection gets at most [`MAX_UNAUTHENTICATED_STREAMS`] requests
+//!   served at once (further streams wait), frames larger than [`MAX_UNAUTHENTICATED_FRAME`]
+//!   are refused from their length prefix alone, and QUIC flow control lets the peer send at
+//!   most [`tls::UNAUTHENTICATED_RECEIVE_WINDOW`] bytes of unread stream data;
+//! * after authentication the connection's window grows to
+//!   [`tls::AUTHENTICATED_RECEIVE_WINDOW`], and the request bodies it has buffered at once are
+//!   capped at [`MAX_BUFFERED_REQUEST_BYTES`] (a stream waits for room before allocating its body).
+//!
 //! Logs never contain entry bytes, keys, signatures or invite tokens: only request kinds, short
 //! device/space ids, addresses and errors.
 
@@ -28,13 +45,14 @@ use candor_shared::wire::{
     decode_body, encode_frame, frame_len, ErrorCode, Request, Response, TLS_EXPORTER_LABEL,
 };
 use quinn::{RecvStream, SendStream, VarInt};
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, Semaphore};
+use tokio::sync::{broadcast, watch, Semaphore, SemaphorePermit};
 use tokio::task::JoinSet;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, error, info, warn, Instrument as _};
 
 /// How long a device may take to send its request once it opened a stream.
@@ -43,6 +61,24 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most connections served at once; more are refused.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Most connections served at once from one IP address (for IPv6, one /64 network, which a
+/// single host usually controls entirely); more from it are refused, so that one address
+/// cannot fill [`MAX_CONNECTIONS`].
+pub const MAX_CONNECTIONS_PER_IP: usize = 64;
+/// How long after being accepted a connection has to authenticate (handshake, `Hello` and
+/// `Authenticate` included) before it is closed with [`CLOSE_NOT_AUTHENTICATED`].
+pub const AUTH_DEADLINE: Duration = Duration::from_secs(10);
+/// Largest request frame body accepted before the connection has authenticated. `Hello` and
+/// `Authenticate` take about a hundred bytes; larger frames are refused from their length
+/// prefix, before anything is buffered.
+pub const MAX_UNAUTHENTICATED_FRAME: usize = 1024;
+/// Most request streams of one connection served at once before it has authenticated; further
+/// streams wait (without anything read from them) until one finishes or the session
+/// authenticates.
+pub const MAX_UNAUTHENTICATED_STREAMS: usize = 2;
+/// Most request-body bytes one authenticated connection may have buffered at once, across its
+/// concurrent streams (two maximum-size frames). A stream waits for room before allocating.
+pub const MAX_BUFFERED_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// How long shutdown waits for connections to close before flushing and exiting anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -50,6 +86,46 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub const CLOSE_SHUTDOWN: u32 = 0;
 /// QUIC application error code sent when the relay cannot serve a connection.
 pub const CLOSE_INTERNAL: u32 = 1;
+/// QUIC application error code sent when a connection did not authenticate within
+/// [`Limits::auth_deadline`]; the reason is [`NOT_AUTHENTICATED_REASON`].
+pub const CLOSE_NOT_AUTHENTICATED: u32 = 2;
+/// Close reason accompanying [`CLOSE_NOT_AUTHENTICATED`].
+pub const NOT_AUTHENTICATED_REASON: &[u8] = b"not authenticated in time";
+/// `BadRequest` message for a frame over [`Limits::unauthenticated_frame`] before authentication.
+pub const UNAUTHENTICATED_FRAME_MESSAGE: &str = "authenticate before sending large requests";
+
+/// The limits that keep peers (authenticated or not) from exhausting the relay. [`Default`]
+/// gives the production values (the constants of this module); tests shorten them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once ([`MAX_CONNECTIONS`]).
+    pub connections: usize,
+    /// Connections served at once per IP address or IPv6 /64 ([`MAX_CONNECTIONS_PER_IP`]).
+    pub connections_per_ip: usize,
+    /// Time from accepting a connection to its session authenticating ([`AUTH_DEADLINE`]).
+    pub auth_deadline: Duration,
+    /// Largest request frame body before authentication ([`MAX_UNAUTHENTICATED_FRAME`]).
+    pub unauthenticated_frame: usize,
+    /// Request streams served at once per connection before authentication
+    /// ([`MAX_UNAUTHENTICATED_STREAMS`]; at least 1 is used).
+    pub unauthenticated_streams: usize,
+    /// Request-body bytes buffered at once per connection ([`MAX_BUFFERED_REQUEST_BYTES`]; a
+    /// larger frame, if allowed at all, waits until it has the whole budget to itself).
+    pub buffered_request_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections: MAX_CONNECTIONS,
+            connections_per_ip: MAX_CONNECTIONS_PER_IP,
+            auth_deadline: AUTH_DEADLINE,
+            unauthenticated_frame: MAX_UNAUTHENTICATED_FRAME,
+            unauthenticated_streams: MAX_UNAUTHENTICATED_STREAMS,
+            buffered_request_bytes: MAX_BUFFERED_REQUEST_BYTES,
+        }
+    }
+}
 
 /// Errors preparing the relay before it serves.
 #[derive(Debug, thiserror::Error)]
@@ -125,16 +201,18 @@ pub fn bind(listen: SocketAddr, data: &DataDir) -> Result<Bound, SetupError> {
     })
 }
 
-/// Serves connections on `endpoint` until `shutdown` completes (or the endpoint is closed),
-/// then closes every connection, waits up to [`SHUTDOWN_GRACE`] for them to finish and flushes
-/// the database.
+/// Serves connections on `endpoint` within `limits` until `shutdown` completes (or the endpoint
+/// is closed), then closes every connection, waits up to [`SHUTDOWN_GRACE`] for them to finish
+/// and flushes the database.
 pub async fn run(
     endpoint: quinn::Endpoint,
     relay: Arc<Relay<SledStore>>,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let hub = Arc::new(Hub::default());
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limit = Arc::new(Semaphore::new(limits.connections));
+    let per_address = Arc::new(AddressTable::default());
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -148,21 +226,43 @@ pub async fn run(
                     info!("endpoint closed");
                     break;
                 };
-                let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-                    warn!(
-                        remote = %incoming.remote_address(),
-                        "refusing a connection: {MAX_CONNECTIONS} connections are open"
+                let remote = incoming.remote_address();
+                // An unvalidated source address may be spoofed: counting it would let anyone
+                // fill the connection slots, or another address's quota, without receiving a
+                // single packet. A Retry costs honest devices one round trip and the relay no
+                // state; the device comes back with a token proving it owns the address.
+                if !incoming.remote_address_validated() {
+                    if let Err(e) = incoming.retry() {
+                        e.into_incoming().refuse();
+                    }
+                    continue;
+                }
+                let Some(claim) = per_address.claim(remote.ip(), limits.connections_per_ip)
+                else {
+                    debug!(
+                        %remote,
+                        "refusing a connection: {} connections from this address are open",
+                        limits.connections_per_ip
                     );
                     incoming.refuse();
                     continue;
                 };
-                let span = tracing::info_span!("conn", remote = %incoming.remote_address());
+                let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                    warn!(
+                        %remote,
+                        "refusing a connection: {} connections are open",
+                        limits.connections
+                    );
+                    incoming.refuse();
+                    continue;
+                };
+                let span = tracing::info_span!("conn", %remote);
                 let relay = Arc::clone(&relay);
                 let hub = Arc::clone(&hub);
                 connections.spawn(
                     async move {
-                        handle_connection(incoming, relay, hub).await;
-                        drop(permit);
+                        handle_connection(incoming, relay, hub, limits).await;
+                        drop((permit, claim));
                     }
                     .instrument(span),
                 );
@@ -201,7 +301,158 @@ fn log_join(what: &str, joined: Result<(), tokio::task::JoinError>) {
     }
 }
 
-async fn handle_connection(incoming: quinn::Incoming, relay: Arc<Relay<SledStore>>, hub: Arc<Hub>) {
+/// The key an address is counted under for [`Limits::connections_per_ip`]: the IPv4 address
+/// (also when it arrives IPv4-mapped on a dual-stack socket), or the /64 network of an IPv6
+/// address, since one host usually holds a whole /64.
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(Ipv6Addr::from(segments))
+        }
+    }
+}
+
+/// How many connections each address (see [`address_key`]) has open.
+#[derive(Debug, Default)]
+pub(crate) struct AddressTable(Mutex<HashMap<IpAddr, usize>>);
+
+/// One open connection counted in an [`AddressTable`]; dropping it releases the slot.
+#[derive(Debug)]
+pub(crate) struct AddressClaim {
+    table: Arc<AddressTable>,
+    key: IpAddr,
+}
+
+impl AddressTable {
+    /// Counts one more connection from `ip`, unless it already has `max`.
+    pub(crate) fn claim(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressClaim> {
+        let key = address_key(ip);
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(key).or_insert(0);
+        if *count >= max {
+            if *count == 0 {
+                open.remove(&key);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(AddressClaim {
+            table: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// Connections currently counted for `ip`.
+    #[cfg(test)]
+    pub(crate) fn open(&self, ip: IpAddr) -> usize {
+        let open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        open.get(&address_key(ip)).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for AddressClaim {
+    fn drop(&mut self) {
+        let mut open = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The per-connection admission state: whether the session has authenticated, and the
+/// budgets its request streams draw from.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    /// `true` once the session has authenticated (a session never loses its device).
+    authenticated: watch::Sender<bool>,
+    /// Streams served at once before authentication ([`Limits::unauthenticated_streams`]).
+    unauthenticated_streams: Semaphore,
+    /// One permit per request-body byte buffered ([`Limits::buffered_request_bytes`]).
+    request_bytes: Semaphore,
+    /// The number of permits `request_bytes` was created with.
+    request_bytes_capacity: usize,
+    /// [`Limits::unauthenticated_frame`].
+    unauthenticated_frame: usize,
+}
+
+impl Gate {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        // `acquire_many` takes a u32; never hand out a budget it could not ask for at once.
+        let capacity = limits
+            .buffered_request_bytes
+            .clamp(1, u32::MAX as usize)
+            .min(Semaphore::MAX_PERMITS);
+        Self {
+            authenticated: watch::Sender::new(false),
+            unauthenticated_streams: Semaphore::new(limits.unauthenticated_streams.max(1)),
+            request_bytes: Semaphore::new(capacity),
+            request_bytes_capacity: capacity,
+            unauthenticated_frame: limits.unauthenticated_frame,
+        }
+    }
+
+    pub(crate) fn is_authenticated(&self) -> bool {
+        *self.authenticated.borrow()
+    }
+
+    /// Records that the session authenticated; `true` the first time.
+    pub(crate) fn mark_authenticated(&self) -> bool {
+        self.authenticated.send_if_modified(|authenticated| {
+            let first = !*authenticated;
+            *authenticated = true;
+            first
+        })
+    }
+
+    /// Waits until a new stream may be served: at once when authenticated, otherwise for one of
+    /// the [`Limits::unauthenticated_streams`] slots or for authentication, whichever comes
+    /// first. Hold the returned permit (if any) until the request has been handled.
+    pub(crate) async fn admit_stream(&self) -> Option<SemaphorePermit<'_>> {
+        let mut authenticated = self.authenticated.subscribe();
+        if *authenticated.borrow_and_update() {
+            return None;
+        }
+        tokio::select! {
+            permit = self.unauthenticated_streams.acquire() => permit.ok(),
+            _ = authenticated.wait_for(|authenticated| *authenticated) => None,
+        }
+    }
+
+    /// Whether a frame of `len` bytes must be refused before anything of it is read.
+    pub(crate) fn refuses_frame(&self, len: usize) -> bool {
+        len > self.unauthenticated_frame && !self.is_authenticated()
+    }
+
+    /// Waits until `len` more request-body bytes fit in the connection's budget and reserves
+    /// them (a frame larger than the whole budget waits for all of it). Hold the permit until
+    /// the request has been handled.
+    pub(crate) async fn reserve_body(&self, len: usize) -> Option<SemaphorePermit<'_>> {
+        let wanted = u32::try_from(len.min(self.request_bytes_capacity)).ok()?;
+        self.request_bytes.acquire_many(wanted).await.ok()
+    }
+}
+
+/// What the streams of one connection share.
+struct ConnState {
+    conn: quinn::Connection,
+    session: Mutex<Session>,
+    gate: Gate,
+}
+
+async fn handle_connection(
+    incoming: quinn::Incoming,
+    relay: Arc<Relay<SledStore>>,
+    hub: Arc<Hub>,
+    limits: Limits,
+) {
+    // The deadline runs from acceptance, so a slow handshake counts against it too.
+    let auth_deadline = Instant::now() + limits.auth_deadline;
     let connecting = match incoming.accept() {
         Ok(connecting) => connecting,
         Err(e) => {
@@ -209,10 +460,15 @@ async fn handle_connection(incoming: quinn::Incoming, relay: Arc<Relay<SledStore
             return;
         }
     };
-    let conn = match connecting.await {
-        Ok(conn) => conn,
-        Err(e) => {
+    let conn = match timeout_at(auth_deadline, connecting).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
             debug!(error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            // Dropping the handshake closes the connection.
+            debug!("handshake not completed within {:?}", limits.auth_deadline);
             return;
         }
     };
@@ -223,7 +479,14 @@ async fn handle_connection(incoming: quinn::Incoming, relay: Arc<Relay<SledStore
         return;
     }
     debug!("connection established");
-    let session = Arc::new(Mutex::new(Session::new(exporter)));
+    let state = Arc::new(ConnState {
+        conn: conn.clone(),
+        session: Mutex::new(Session::new(exporter)),
+        gate: Gate::new(&limits),
+    });
+    let deadline = tokio::time::sleep_until(auth_deadline);
+    tokio::pin!(deadline);
+    let mut awaiting_auth = true;
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {
@@ -236,7 +499,7 @@ async fn handle_connection(incoming: quinn::Incoming, relay: Arc<Relay<SledStore
                             recv,
                             Arc::clone(&relay),
                             Arc::clone(&hub),
-                            Arc::clone(&session),
+                            Arc::clone(&state),
                         )
                         .instrument(span),
                     );
@@ -246,6 +509,17 @@ async fn handle_connection(incoming: quinn::Incoming, relay: Arc<Relay<SledStore
                     break;
                 }
             },
+            () = &mut deadline, if awaiting_auth => {
+                awaiting_auth = false;
+                if !state.gate.is_authenticated() {
+                    debug!(
+                        "closing: not authenticated within {:?}",
+                        limits.auth_deadline
+                    );
+                    conn.close(CLOSE_NOT_AUTHENTICATED.into(), NOT_AUTHENTICATED_REASON);
+                    // `accept_bi` now fails, which ends the loop.
+                }
+            }
             Some(joined) = streams.join_next(), if !streams.is_empty() => {
                 log_join("stream", joined);
             }
@@ -266,7 +540,15 @@ enum ReadFailure {
     Bad(String),
 }
 
-async fn read_request(recv: &mut RecvStream) -> Result<Request, ReadFailure> {
+/// Reads one request frame: the length prefix, checked against [`MAX_FRAME`] and (before
+/// authentication) [`Limits::unauthenticated_frame`] before anything else is read, then the body
+/// once the connection's body budget has room for it. The returned permit holds that room.
+///
+/// [`MAX_FRAME`]: candor_shared::wire::MAX_FRAME
+async fn read_request<'g>(
+    recv: &mut RecvStream,
+    gate: &'g Gate,
+) -> Result<(Request, SemaphorePermit<'g>), ReadFailure> {
     use quinn::ReadExactError;
     let broken = |e: ReadExactError, what: &str| match e {
         ReadExactError::FinishedEarly(got) => {
@@ -280,11 +562,19 @@ async fn read_request(recv: &mut RecvStream) -> Result<Request, ReadFailure> {
         .map_err(|e| broken(e, "length prefix"))?;
     // Check the announced length before allocating anything for it.
     let len = frame_len(prefix).map_err(|e| ReadFailure::Bad(e.to_string()))?;
+    if gate.refuses_frame(len) {
+        return Err(ReadFailure::Bad(UNAUTHENTICATED_FRAME_MESSAGE.to_owned()));
+    }
+    let permit = gate
+        .reserve_body(len)
+        .await
+        .ok_or_else(|| ReadFailure::Gone("the connection is shutting down".to_owned()))?;
     let mut body = vec![0u8; len];
     recv.read_exact(&mut body)
         .await
         .map_err(|e| broken(e, "request"))?;
-    decode_body(&body).map_err(|e| ReadFailure::Bad(e.to_string()))
+    let request = decode_body(&body).map_err(|e| ReadFailure::Bad(e.to_string()))?;
+    Ok((request, permit))
 }
 
 fn request_kind(request: &Request) -> &'static str {
@@ -322,16 +612,23 @@ async fn handle_stream(
     mut recv: RecvStream,
     relay: Arc<Relay<SledStore>>,
     hub: Arc<Hub>,
-    session: Arc<Mutex<Session>>,
+    state: Arc<ConnState>,
 ) {
-    let request = match timeout(REQUEST_TIMEOUT, read_request(&mut recv)).await {
-        Ok(Ok(request)) => request,
+    // Waiting for a slot counts against the request deadline: a stream nobody reads from
+    // should not linger.
+    let read = async {
+        let stream_permit = state.gate.admit_stream().await;
+        let (request, body_permit) = read_request(&mut recv, &state.gate).await?;
+        Ok::<_, ReadFailure>((request, (stream_permit, body_permit)))
+    };
+    let (request, permits) = match timeout(REQUEST_TIMEOUT, read).await {
+        Ok(Ok(read)) => read,
         Ok(Err(ReadFailure::Gone(reason))) => {
             debug!(%reason, "stream broke before a request arrived");
             return;
         }
         Ok(Err(ReadFailure::Bad(reason))) => {
-            debug!(%reason, "malformed request");
+            debug!(%reason, "refused a request");
             let response = Response::error(ErrorCode::BadRequest, reason);
             if write_response(&mut send, &response).await {
                 let _ = send.finish();
@@ -359,11 +656,13 @@ async fn handle_stream(
         .await;
         return;
     }
-    let handled = {
+    let (handled, authenticated) = {
         let relay = Arc::clone(&relay);
+        let shared = Arc::clone(&state);
         let task = tokio::task::spawn_blocking(move || {
-            let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
-            relay.handle_request(&mut session, request, nonce)
+            let mut session = shared.session.lock().unwrap_or_else(|p| p.into_inner());
+            let handled = relay.handle_request(&mut session, request, nonce);
+            (handled, session.device().is_some())
         });
         match task.await {
             Ok(handled) => handled,
@@ -378,6 +677,16 @@ async fn handle_stream(
             }
         }
     };
+    // The request is handled: its body no longer counts against the connection.
+    drop(permits);
+    // Lift the pre-authentication limits before the device can learn it has authenticated, so
+    // that its next requests already see them lifted.
+    if authenticated && state.gate.mark_authenticated() {
+        state
+            .conn
+            .set_receive_window(tls::AUTHENTICATED_RECEIVE_WINDOW.into());
+        debug!("session authenticated");
+    }
     let Handled {
         response,
         flush,

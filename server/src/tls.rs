@@ -28,6 +28,14 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Most bidirectional streams (requests) a device may have open at once.
 pub const MAX_CONCURRENT_STREAMS: u32 = 64;
+/// Most stream bytes a connection may have sent that the relay has not read yet, until its
+/// session authenticates (QUIC connection-level flow control). Without it quinn would buffer
+/// up to its per-stream window on each of [`MAX_CONCURRENT_STREAMS`] streams for anyone who
+/// completes a handshake; `Hello` and `Authenticate` need a few hundred bytes.
+pub const UNAUTHENTICATED_RECEIVE_WINDOW: u32 = 64 * 1024;
+/// The connection-level receive window once the session has authenticated (the relay raises it
+/// then): room for a few maximum-size request frames in flight at once.
+pub const AUTHENTICATED_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// Errors loading or creating the TLS identity, or building the server configuration.
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +188,9 @@ pub fn generate() -> Result<Identity, TlsError> {
 }
 
 /// The QUIC server configuration: TLS 1.3 with the `ring` provider, ALPN
-/// [`candor_shared::ALPN`], no client certificates, and a keep-alive friendly transport.
+/// [`candor_shared::ALPN`], no client certificates, and a keep-alive friendly transport whose
+/// connection receive window starts at [`UNAUTHENTICATED_RECEIVE_WINDOW`] (the relay raises it
+/// to [`AUTHENTICATED_RECEIVE_WINDOW`] once the device has authenticated).
 pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -197,6 +207,7 @@ pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, TlsErro
     transport.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
     transport.max_concurrent_bidi_streams(MAX_CONCURRENT_STREAMS.into());
     transport.max_concurrent_uni_streams(0u32.into());
+    transport.receive_window(UNAUTHENTICATED_RECEIVE_WINDOW.into());
 
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(Arc::new(transport));

@@ -79,7 +79,7 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-fn client_endpoint(fingerprint: [u8; 32]) -> quinn::Endpoint {
+pub(super) fn client_endpoint(fingerprint: [u8; 32]) -> quinn::Endpoint {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -98,7 +98,7 @@ fn client_endpoint(fingerprint: [u8; 32]) -> quinn::Endpoint {
     endpoint
 }
 
-async fn read_frame(recv: &mut quinn::RecvStream) -> Option<Response> {
+pub(super) async fn read_frame(recv: &mut quinn::RecvStream) -> Option<Response> {
     let mut prefix = [0u8; 4];
     recv.read_exact(&mut prefix).await.ok()?;
     let mut body = vec![0u8; frame_len(prefix).unwrap()];
@@ -107,7 +107,7 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Option<Response> {
 }
 
 /// Sends raw bytes on a new stream and reads the single answer.
-async fn exchange(conn: &quinn::Connection, bytes: &[u8]) -> Response {
+pub(super) async fn exchange(conn: &quinn::Connection, bytes: &[u8]) -> Response {
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     send.write_all(bytes).await.unwrap();
     send.finish().unwrap();
@@ -119,11 +119,11 @@ async fn exchange(conn: &quinn::Connection, bytes: &[u8]) -> Response {
     response
 }
 
-async fn call(conn: &quinn::Connection, request: &Request) -> Response {
+pub(super) async fn call(conn: &quinn::Connection, request: &Request) -> Response {
     exchange(conn, &encode_frame(request).unwrap()).await
 }
 
-async fn connect(endpoint: &quinn::Endpoint, addr: SocketAddr) -> quinn::Connection {
+pub(super) async fn connect(endpoint: &quinn::Endpoint, addr: SocketAddr) -> quinn::Connection {
     endpoint
         .connect(addr, crate::tls::SERVER_NAME)
         .unwrap()
@@ -131,7 +131,7 @@ async fn connect(endpoint: &quinn::Endpoint, addr: SocketAddr) -> quinn::Connect
         .unwrap()
 }
 
-async fn login(conn: &quinn::Connection, d: &DeviceSecrets) {
+pub(super) async fn login(conn: &quinn::Connection, d: &DeviceSecrets) {
     let Response::Challenge { nonce } = call(conn, &Request::Hello { version: 1 }).await else {
         panic!("no challenge");
     };
@@ -152,7 +152,7 @@ async fn login(conn: &quinn::Connection, d: &DeviceSecrets) {
     );
 }
 
-fn is_bad_request(response: &Response) -> bool {
+pub(super) fn is_bad_request(response: &Response) -> bool {
     matches!(
         response,
         Response::Error {
@@ -177,9 +177,14 @@ async fn scenario() {
     assert_ne!(addr.port(), 0);
     let fingerprint = bound.fingerprint;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(service::run(bound.endpoint, bound.relay, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(service::run(
+        bound.endpoint,
+        bound.relay,
+        service::Limits::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     // A client pinning another fingerprint refuses the relay.
     let wrong = client_endpoint([0; 32]);
