@@ -10,10 +10,16 @@
 //! | `hashes`      | space (16) ‖ author (32) ‖ seq (8)   | entry hash (32)             |
 //! | `entries`     | space (16) ‖ cursor (8)              | the entry in wire form      |
 //! | `conflicts`   | space (16) ‖ entry hash (32)         | the conflicting entry       |
+//! | `usage`       | space (16)                           | entry bytes stored (u64)    |
+//!
+//! Space records written before relays recorded the creation time (the `created_ms` field) are
+//! still read: they decode as created at time 0, whose invite never expires. The `usage` tree
+//! appeared with storage quotas; a space's entries stored before it do not count against its
+//! quota.
 //!
 //! Cursors start at 1 in each space and are never reused: entries are never deleted, and the next
-//! cursor is one past the largest stored. [`RelayStore::append`] writes the entry, the hash index
-//! and the head in one multi-tree transaction. The [`candor_shared::relay::Relay`] serializes all
+//! cursor is one past the largest stored. [`RelayStore::append`] writes the entry, the hash index,
+//! the head and the usage in one multi-tree transaction. The [`candor_shared::relay::Relay`] serializes all
 //! writes, so reading the last cursor just before that transaction is race-free.
 //!
 //! Writes reach disk when sled flushes (periodically, or when the driver calls
@@ -116,8 +122,33 @@ fn decode_head(bytes: &[u8]) -> Result<LogHead, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| corrupt("log head", e))
 }
 
+/// The layout of [`SpaceRecord`] before it had `created_ms`.
+#[derive(serde::Deserialize)]
+struct LegacySpaceRecord {
+    members: Vec<candor_shared::wire::MemberCard>,
+    invite_verifier: [u8; 32],
+    sealed_space_key: Option<Vec<u8>>,
+}
+
 fn decode_space(bytes: &[u8]) -> Result<SpaceRecord, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| corrupt("space", e))
+    match postcard::from_bytes::<SpaceRecord>(bytes) {
+        Ok(record) => Ok(record),
+        Err(e) => match postcard::from_bytes::<LegacySpaceRecord>(bytes) {
+            Ok(legacy) => Ok(SpaceRecord {
+                members: legacy.members,
+                invite_verifier: legacy.invite_verifier,
+                sealed_space_key: legacy.sealed_space_key,
+                created_ms: 0,
+            }),
+            Err(_) => Err(corrupt("space", e)),
+        },
+    }
+}
+
+fn decode_usage(bytes: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt("usage", format!("{} bytes", bytes.len())))
 }
 
 fn encode_head(head: &LogHead) -> Result<Vec<u8>, StoreError> {
@@ -147,6 +178,7 @@ pub struct SledStore {
     hashes: Tree,
     entries: Tree,
     conflicts: Tree,
+    usage: Tree,
 }
 
 impl SledStore {
@@ -173,6 +205,7 @@ impl SledStore {
             hashes: db.open_tree("hashes")?,
             entries: db.open_tree("entries")?,
             conflicts: db.open_tree("conflicts")?,
+            usage: db.open_tree("usage")?,
             db,
             data_file: None,
         })
@@ -297,24 +330,46 @@ impl RelayStore for SledStore {
             .ok_or(StoreError::CursorsExhausted(*space))?;
         let author = entry.header.author;
         let head_key = head_key(space, &author);
-        tx_result((&self.entries, &self.hashes, &self.heads).transaction(
-            |(entries, hashes, heads)| {
-                let head = match heads.get(&head_key[..])? {
-                    Some(old) => decode_head(&old).map_err(ConflictableTransactionError::Abort)?,
-                    None => LogHead::default(),
-                };
-                let new_head = encode_head(&head.advanced(entry.hash))
-                    .map_err(ConflictableTransactionError::Abort)?;
-                entries.insert(&entry_key(space, cursor)[..], bytes)?;
-                hashes.insert(
-                    &hash_key(space, &author, entry.header.seq)[..],
-                    &entry.hash.0[..],
-                )?;
-                heads.insert(&head_key[..], new_head)?;
-                Ok(())
-            },
-        ))?;
+        let added = bytes.len() as u64;
+        tx_result(
+            (&self.entries, &self.hashes, &self.heads, &self.usage).transaction(
+                |(entries, hashes, heads, usage)| {
+                    let head = match heads.get(&head_key[..])? {
+                        Some(old) => {
+                            decode_head(&old).map_err(ConflictableTransactionError::Abort)?
+                        }
+                        None => LogHead::default(),
+                    };
+                    let new_head = encode_head(&head.advanced(entry.hash))
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    entries.insert(&entry_key(space, cursor)[..], bytes)?;
+                    hashes.insert(
+                        &hash_key(space, &author, entry.header.seq)[..],
+                        &entry.hash.0[..],
+                    )?;
+                    heads.insert(&head_key[..], new_head)?;
+                    let used = match usage.get(&space_key(space)[..])? {
+                        Some(old) => {
+                            decode_usage(&old).map_err(ConflictableTransactionError::Abort)?
+                        }
+                        None => 0,
+                    };
+                    usage.insert(
+                        &space_key(space)[..],
+                        &used.saturating_add(added).to_be_bytes()[..],
+                    )?;
+                    Ok(())
+                },
+            ),
+        )?;
         Ok(cursor)
+    }
+
+    fn space_bytes(&self, space: &SpaceId) -> Result<u64, StoreError> {
+        match self.usage.get(space_key(space))? {
+            Some(bytes) => decode_usage(&bytes),
+            None => Ok(0),
+        }
     }
 
     fn record_conflict(

@@ -17,6 +17,13 @@
 //! member of; every stored entry verifies (signature, ciphertext hash) and extends its author's log
 //! by exactly one; a re-push of a held entry is a no-op; a different entry at a held seq is never
 //! stored in the log but kept as evidence.
+//!
+//! Limits ([`RelayLimits`]) are enforced here too, each answered with an `Error` whose code and
+//! message name the limit: entry size and entries per push ([`ErrorCode::LimitExceeded`]), the
+//! per-space storage quota ([`ErrorCode::QuotaExceeded`]), the per-device request rate
+//! ([`ErrorCode::RateLimited`]) and the invite lifetime ([`ErrorCode::InviteExpired`]). The last
+//! two need the time, which the driver sets on the session with [`Session::set_now`] before each
+//! request.
 
 use crate::chain::{Fit, LogHead};
 use crate::entry::Entry;
@@ -28,7 +35,14 @@ use crate::wire::{
 };
 use crate::{DeviceKey, EntryHash, SpaceId, PROTOCOL_VERSION};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Mutex;
+
+pub mod limits;
+pub use limits::{Rate, RelayLimits, TokenBucket};
+
+/// Most per-device rate-limit buckets kept before full (idle) ones are forgotten.
+const MAX_TRACKED_DEVICES: usize = 4096;
 
 /// Most devices in one space: one per partner.
 pub const MAX_MEMBERS: usize = 2;
@@ -42,6 +56,9 @@ pub struct SpaceRecord {
     pub invite_verifier: [u8; 32],
     /// The sealed space key, present until the invite is used.
     pub sealed_space_key: Option<Vec<u8>>,
+    /// When the space was created, in milliseconds since the Unix epoch (0: unknown, e.g. a
+    /// space created before relays recorded it; its invite never expires).
+    pub created_ms: u64,
 }
 
 impl SpaceRecord {
@@ -50,8 +67,38 @@ impl SpaceRecord {
     }
 }
 
-/// Storage the relay logic needs. Implementations must make [`RelayStore::append`] atomic (all
-/// of entry, index and head, or none) and must be durable once the driver has flushed them.
+/// Storage the relay logic needs: sled in `candor-relay`, memory in tests; a server database could
+/// implement it too.
+///
+/// # Contract
+///
+/// * **Serialized writes.** [`Relay`] never calls the writing methods ([`put_space`],
+///   [`append`], [`record_conflict`]) concurrently, so an implementation may read the last
+///   cursor and then write without further locking. Reads may run concurrently with a write and
+///   must see either all or none of it.
+/// * **Atomic appends.** [`append`] stores the entry under its cursor, the author's hash at that
+///   seq, the author's new head and the space's byte usage all together or not at all, even
+///   across a crash.
+/// * **Ordering.** Cursors of a space start at 1, rise by one per append and are never reused,
+///   because entries are never deleted. [`page`] returns entries in cursor order. Since the relay
+///   appends an entry only when it extends its author's log, cursor order is consistent with every
+///   log's seq order.
+/// * **Durability.** Writes need not be durable when a method returns. The driver makes them
+///   durable with a store-specific flush *before* it acknowledges them to a device; after that
+///   they must survive a crash of the process (and, as far as the platform allows, a power
+///   loss). A flush covers every write that returned before it started. A store that is durable on
+///   every write says so with [`durable_on_write`]. After a crash, the store may have lost writes
+///   that were never flushed, but only a suffix: never an entry while keeping a later one.
+/// * **Idempotency** is the relay's job, not the store's: the relay checks heads and hashes
+///   before appending, so re-pushes of held entries never reach [`append`]. [`put_space`] replaces
+///   the record, so repeating it is harmless.
+/// * **Errors** are reported, never panics; a corrupt record is an error.
+///
+/// [`put_space`]: RelayStore::put_space
+/// [`append`]: RelayStore::append
+/// [`record_conflict`]: RelayStore::record_conflict
+/// [`page`]: RelayStore::page
+/// [`durable_on_write`]: RelayStore::durable_on_write
 pub trait RelayStore {
     /// The store's error type.
     type Error: std::error::Error + Send + Sync + 'static;
@@ -73,6 +120,8 @@ pub trait RelayStore {
         author: &DeviceKey,
         seq: u64,
     ) -> Result<Option<EntryHash>, Self::Error>;
+    /// Entry bytes stored in the space's log (what counts against its quota).
+    fn space_bytes(&self, space: &SpaceId) -> Result<u64, Self::Error>;
     /// Appends an entry that extends its author's log; returns its cursor (1, 2, …).
     fn append(&self, space: &SpaceId, entry: &Entry, bytes: &[u8]) -> Result<u64, Self::Error>;
     /// Keeps a conflicting entry (a second entry at a held seq) as evidence.
@@ -103,6 +152,7 @@ pub struct Session {
     tls_exporter: [u8; 32],
     challenge: Option<[u8; 32]>,
     device: Option<DeviceKey>,
+    now_ms: Option<u64>,
 }
 
 impl Session {
@@ -113,7 +163,14 @@ impl Session {
             tls_exporter,
             challenge: None,
             device: None,
+            now_ms: None,
         }
+    }
+
+    /// Sets the current time (milliseconds since the Unix epoch) for the next requests: used for
+    /// rate limits and invite expiry. A session that never had a time set is exempt from both.
+    pub fn set_now(&mut self, now_ms: u64) {
+        self.now_ms = Some(now_ms);
     }
 
     /// The authenticated device, if any.
@@ -151,8 +208,10 @@ impl Handled {
 #[derive(Debug)]
 pub struct Relay<S> {
     store: S,
+    limits: RelayLimits,
     writes: Mutex<()>,
     durability: Mutex<Durability>,
+    device_rates: Mutex<HashMap<DeviceKey, TokenBucket>>,
 }
 
 /// Which appended entries are durable, so that pulls never serve an entry a crash could still
@@ -174,13 +233,49 @@ fn error(code: ErrorCode, message: impl Into<String>) -> Handled {
 }
 
 impl<S: RelayStore> Relay<S> {
-    /// Wraps a store.
+    /// Wraps a store, with the default [`RelayLimits`].
     pub fn new(store: S) -> Self {
+        Self::with_limits(store, RelayLimits::default())
+    }
+
+    /// Wraps a store, enforcing `limits` (clamped to the protocol's maxima).
+    pub fn with_limits(store: S, limits: RelayLimits) -> Self {
         Self {
             store,
+            limits: limits.clamped(),
             writes: Mutex::new(()),
             durability: Mutex::new(Durability::default()),
+            device_rates: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The limits this relay enforces.
+    pub fn limits(&self) -> &RelayLimits {
+        &self.limits
+    }
+
+    /// Charges one request to `device`'s rate at `now_ms`; the refusal if it has none left.
+    fn rate_limit(&self, device: &DeviceKey, now_ms: u64) -> Option<Handled> {
+        let rate = self.limits.device_requests;
+        if !rate.is_limited() {
+            return None;
+        }
+        let mut buckets = self.device_rates.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_TRACKED_DEVICES && !buckets.contains_key(device) {
+            buckets.retain(|_, bucket| !bucket.is_full(&rate, now_ms));
+        }
+        let bucket = buckets
+            .entry(*device)
+            .or_insert_with(|| TokenBucket::new(&rate, now_ms));
+        let wait = bucket.take(&rate, now_ms).err()?;
+        Some(error(
+            ErrorCode::RateLimited,
+            format!(
+                "rate limit: this relay allows a device {} requests per second (bursts of {}); \
+                 retry in {wait} ms",
+                rate.per_second, rate.burst
+            ),
+        ))
     }
 
     /// What a flush started after this call covers: everything appended so far.
@@ -253,6 +348,11 @@ impl<S: RelayStore> Relay<S> {
                 "authenticate first (Hello, then Authenticate)",
             ));
         };
+        if let Some(now_ms) = session.now_ms {
+            if let Some(refused) = self.rate_limit(&device, now_ms) {
+                return Ok(refused);
+            }
+        }
         match request {
             Request::Hello { .. } | Request::Authenticate { .. } => {
                 Ok(error(ErrorCode::BadRequest, "already handled"))
@@ -262,12 +362,19 @@ impl<S: RelayStore> Relay<S> {
                 invite_verifier,
                 sealed_space_key,
                 member,
-            } => self.create_space(device, space, invite_verifier, sealed_space_key, member),
+            } => self.create_space(
+                device,
+                space,
+                invite_verifier,
+                sealed_space_key,
+                member,
+                session.now_ms.unwrap_or(0),
+            ),
             Request::Join {
                 space,
                 token,
                 member,
-            } => self.join(device, space, token, member),
+            } => self.join(device, space, token, member, session.now_ms),
             Request::Members { space } => Ok(match self.member_space(&device, &space)? {
                 Ok(record) => Handled::reply(Response::MemberList {
                     members: record.members,
@@ -287,7 +394,7 @@ impl<S: RelayStore> Relay<S> {
                 limit,
             } => Ok(match self.member_space(&device, &space)? {
                 Ok(_) => {
-                    let limit = limit.clamp(1, MAX_PAGE_ENTRIES);
+                    let limit = limit.clamp(1, self.limits.max_page_entries.min(MAX_PAGE_ENTRIES));
                     let (mut entries, more) = self.store.page(&space, after, limit)?;
                     let cut = fit_page(&mut entries);
                     let mut held_back = false;
@@ -369,6 +476,7 @@ impl<S: RelayStore> Relay<S> {
         invite_verifier: [u8; 32],
         sealed_space_key: Vec<u8>,
         member: MemberCard,
+        now_ms: u64,
     ) -> Result<Handled, S::Error> {
         if member.public.device != device {
             return Ok(error(
@@ -393,6 +501,7 @@ impl<S: RelayStore> Relay<S> {
             members: vec![member],
             invite_verifier,
             sealed_space_key: Some(sealed_space_key),
+            created_ms: now_ms,
         };
         self.store.put_space(&space, &record)?;
         Ok(Handled {
@@ -407,6 +516,7 @@ impl<S: RelayStore> Relay<S> {
         space: SpaceId,
         token: [u8; 32],
         member: MemberCard,
+        now_ms: Option<u64>,
     ) -> Result<Handled, S::Error> {
         if member.public.device != device {
             return Ok(error(
@@ -440,6 +550,23 @@ impl<S: RelayStore> Relay<S> {
                 ))
             }
         };
+        let expiry = self.limits.invite_expiry_ms;
+        if let Some(now_ms) = now_ms {
+            if !retry
+                && expiry > 0
+                && record.created_ms > 0
+                && now_ms.saturating_sub(record.created_ms) > expiry
+            {
+                return Ok(error(
+                    ErrorCode::InviteExpired,
+                    format!(
+                        "this invite has expired: invites on this relay are valid for {} after \
+                         the space is created; ask your partner to create a new space",
+                        describe_ms(expiry)
+                    ),
+                ));
+            }
+        }
         if retry {
             return Ok(Handled::reply(Response::Joined {
                 sealed_space_key,
@@ -473,22 +600,63 @@ impl<S: RelayStore> Relay<S> {
             Ok(record) => record,
             Err(refused) => return Ok(refused),
         };
-        if entries.len() > MAX_PUSH_ENTRIES {
+        let max_push = self.limits.max_push_entries.min(MAX_PUSH_ENTRIES);
+        if entries.len() > max_push {
             return Ok(error(
-                ErrorCode::BadRequest,
-                format!("at most {MAX_PUSH_ENTRIES} entries per push"),
+                ErrorCode::LimitExceeded,
+                format!(
+                    "entries per push: {} sent, this relay accepts at most {max_push}",
+                    entries.len()
+                ),
             ));
         }
+        let max_entry = self.limits.max_entry_bytes;
+        if let Some(big) = entries.iter().find(|e| e.len() > max_entry) {
+            return Ok(error(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "entry size: an entry of {} bytes exceeds this relay's limit of {max_entry} \
+                     bytes",
+                    big.len()
+                ),
+            ));
+        }
+        // Signature and hash checks are the expensive part: do them before taking the write lock,
+        // so that pushes to different spaces verify in parallel.
+        let parsed: Vec<(Vec<u8>, Result<Entry, String>)> = entries
+            .into_iter()
+            .map(|bytes| {
+                let entry = Entry::from_bytes(&bytes).map_err(|e| e.to_string());
+                (bytes, entry)
+            })
+            .collect();
         let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut outcomes = Vec::with_capacity(parsed.len());
         let mut last_cursor = None;
         let mut flush = false;
-        for bytes in entries {
-            let outcome = self.push_one(&record, &space, &bytes)?;
+        let quota = self.limits.space_quota_bytes;
+        let mut used = if quota > 0 {
+            self.store.space_bytes(&space)?
+        } else {
+            0
+        };
+        let mut over_quota = None;
+        for (bytes, entry) in parsed {
+            let outcome = match entry {
+                Err(reason) => PushOutcome::Rejected { reason },
+                Ok(entry) => match self.push_one(&record, &space, entry, &bytes, quota, used)? {
+                    Some(outcome) => outcome,
+                    None => {
+                        over_quota = Some(bytes.len());
+                        break;
+                    }
+                },
+            };
             match outcome {
                 PushOutcome::Stored { cursor } => {
                     last_cursor = Some(cursor);
                     flush = true;
+                    used = used.saturating_add(bytes.len() as u64);
                 }
                 // A duplicate may be the retry of a push whose flush has not completed yet: it
                 // is acknowledged as held, so it too waits for a flush.
@@ -515,52 +683,80 @@ impl<S: RelayStore> Relay<S> {
             record.sealed_space_key = None;
             self.store.put_space(&space, &record)?;
         }
+        let response = match over_quota {
+            // Entries stored before the one over quota are kept (and announced once durable);
+            // the device learns of them as duplicates when it retries.
+            Some(len) => Response::error(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "storage quota: this space holds {used} bytes of entries and this relay \
+                     allows {quota} per space; an entry of {len} bytes does not fit"
+                ),
+            ),
+            None => Response::Pushed { outcomes },
+        };
         Ok(Handled {
             flush: flush.then(|| self.flush_ticket()),
             notify: last_cursor.map(|cursor| (space, cursor)),
-            ..Handled::reply(Response::Pushed { outcomes })
+            ..Handled::reply(response)
         })
     }
 
+    /// The outcome of one verified entry; `None` if storing it would exceed the quota.
     fn push_one(
         &self,
         record: &SpaceRecord,
         space: &SpaceId,
+        entry: Entry,
         bytes: &[u8],
-    ) -> Result<PushOutcome, S::Error> {
-        let entry = match Entry::from_bytes(bytes) {
-            Ok(entry) => entry,
-            Err(e) => {
-                return Ok(PushOutcome::Rejected {
-                    reason: e.to_string(),
-                })
-            }
-        };
+        quota: u64,
+        used: u64,
+    ) -> Result<Option<PushOutcome>, S::Error> {
         let author = entry.header.author;
         if !record.is_member(&author) {
-            return Ok(PushOutcome::Rejected {
+            return Ok(Some(PushOutcome::Rejected {
                 reason: format!("author {} is not a member of this space", author.short()),
-            });
+            }));
         }
         let head = self.store.head(space, &author)?;
-        match head.classify(space, &entry.header) {
-            Ok(Fit::Next) => Ok(PushOutcome::Stored {
+        Ok(Some(match head.classify(space, &entry.header) {
+            Ok(Fit::Next) if quota > 0 && used.saturating_add(bytes.len() as u64) > quota => {
+                return Ok(None)
+            }
+            Ok(Fit::Next) => PushOutcome::Stored {
                 cursor: self.store.append(space, &entry, bytes)?,
-            }),
+            },
             Ok(Fit::AlreadyHeld) => {
                 let held = self.store.hash_at(space, &author, entry.header.seq)?;
                 if held == Some(entry.hash) {
-                    Ok(PushOutcome::Duplicate)
+                    PushOutcome::Duplicate
                 } else {
                     self.store.record_conflict(space, &entry, bytes)?;
-                    Ok(PushOutcome::Conflict)
+                    PushOutcome::Conflict
                 }
             }
-            Err(e) => Ok(PushOutcome::Rejected {
+            Err(e) => PushOutcome::Rejected {
                 reason: e.to_string(),
-            }),
+            },
+        }))
+    }
+}
+
+/// A duration in the largest whole unit that describes it (for messages).
+fn describe_ms(ms: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (86_400_000, "day"),
+        (3_600_000, "hour"),
+        (60_000, "minute"),
+        (1_000, "second"),
+    ];
+    for (unit, name) in UNITS {
+        if ms >= unit && ms % unit == 0 {
+            let n = ms / unit;
+            return format!("{n} {name}{}", if n == 1 { "" } else { "s" });
         }
     }
+    format!("{ms} ms")
 }
 
 /// Cuts a page to [`MAX_PAGE_BYTES`] of entries (keeping at least one); true if it cut any.

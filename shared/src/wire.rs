@@ -135,6 +135,15 @@ pub enum ErrorCode {
     BadRequest,
     /// The relay failed internally (e.g. storage error).
     Internal,
+    /// The request exceeds one of the relay's configured limits (frame size, entry size,
+    /// entries per push); the message names the limit and its value.
+    LimitExceeded,
+    /// Too many requests or connections in a short time; the message says when to retry.
+    RateLimited,
+    /// The space has used its storage quota on this relay.
+    QuotaExceeded,
+    /// The invite is older than the relay's invite lifetime.
+    InviteExpired,
 }
 
 /// What became of one pushed entry.

@@ -134,3 +134,42 @@ fn corrupt_records_are_errors_not_panics() {
         }
     ));
 }
+
+#[test]
+fn legacy_space_records_still_decode_and_usage_counts_appends() {
+    #[derive(serde::Serialize)]
+    struct Legacy {
+        members: Vec<candor_shared::wire::MemberCard>,
+        invite_verifier: [u8; 32],
+        sealed_space_key: Option<Vec<u8>>,
+    }
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let store = SledStore::from_db(db.clone()).unwrap();
+    let member = super::fixtures::card(&device(0));
+    let legacy = postcard::to_stdvec(&Legacy {
+        members: vec![member],
+        invite_verifier: [3; 32],
+        sealed_space_key: Some(vec![1, 2, 3]),
+    })
+    .unwrap();
+    db.open_tree("spaces")
+        .unwrap()
+        .insert(space(0).0, legacy)
+        .unwrap();
+    let record = store.space(&space(0)).unwrap().unwrap();
+    assert_eq!(record.members, vec![member]);
+    assert_eq!(record.created_ms, 0);
+    assert_eq!(record.sealed_space_key, Some(vec![1, 2, 3]));
+
+    let relay = Relay::new(store);
+    let entries: Vec<Vec<u8>> = chain(&device(0), 0, 3)
+        .iter()
+        .map(|e| e.to_bytes())
+        .collect();
+    let total: usize = entries.iter().map(Vec::len).sum();
+    let outcomes = push(&relay, 0, entries);
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, PushOutcome::Stored { .. })));
+    assert_eq!(relay.store().space_bytes(&space(0)).unwrap(), total as u64);
+}

@@ -16,6 +16,7 @@ struct Inner {
     hashes: HashMap<(SpaceId, DeviceKey, u64), EntryHash>,
     entries: HashMap<SpaceId, BTreeMap<u64, Vec<u8>>>,
     conflicts: Vec<(SpaceId, Vec<u8>)>,
+    bytes: HashMap<SpaceId, u64>,
 }
 
 /// A relay store held entirely in memory.
@@ -100,12 +101,17 @@ impl RelayStore for MemoryStore {
         Ok(self.lock().hashes.get(&(*space, *author, seq)).copied())
     }
 
+    fn space_bytes(&self, space: &SpaceId) -> Result<u64, Infallible> {
+        Ok(self.lock().bytes.get(space).copied().unwrap_or(0))
+    }
+
     fn append(&self, space: &SpaceId, entry: &Entry, bytes: &[u8]) -> Result<u64, Infallible> {
         let mut inner = self.lock();
         let author = entry.header.author;
         let log = inner.entries.entry(*space).or_default();
         let cursor = log.keys().next_back().copied().unwrap_or(0) + 1;
         log.insert(cursor, bytes.to_vec());
+        *inner.bytes.entry(*space).or_default() += bytes.len() as u64;
         inner
             .hashes
             .insert((*space, author, entry.header.seq), entry.hash);

@@ -434,6 +434,9 @@ impl RelayStore for Flushed {
     fn heads(&self, space: &SpaceId) -> Result<Vec<(DeviceKey, LogHead)>, Self::Error> {
         self.0.heads(space)
     }
+    fn space_bytes(&self, space: &SpaceId) -> Result<u64, Self::Error> {
+        self.0.space_bytes(space)
+    }
     fn hash_at(
         &self,
         space: &SpaceId,
@@ -580,4 +583,215 @@ fn a_lost_join_answer_can_be_retried_by_the_same_device_only() {
             ..
         }
     ));
+}
+
+/// Like [`paired`], but with `limits` and every session's clock at `now_ms`.
+fn paired_with(limits: RelayLimits, now_ms: u64) -> (Relay<MemoryStore>, Session, SpaceKey) {
+    let relay = Relay::with_limits(MemoryStore::default(), limits);
+    let key = SpaceKey::from_bytes([9; 32]);
+    let (a, b) = (device(1), device(2));
+    let secret = InviteSecret([5; 32]);
+    let mut sa = login(&relay, &a);
+    sa.set_now(now_ms);
+    let created = relay.handle_request(
+        &mut sa,
+        Request::CreateSpace {
+            space: SPACE,
+            invite_verifier: secret.verifier(),
+            sealed_space_key: secret.seal_space_key(&SPACE, &key, [1; 24]),
+            member: card(&a, &key),
+        },
+        [0; 32],
+    );
+    assert_eq!(created.response, Response::SpaceCreated);
+    let mut sb = login(&relay, &b);
+    sb.set_now(now_ms);
+    let joined = relay.handle_request(
+        &mut sb,
+        Request::Join {
+            space: SPACE,
+            token: secret.token(),
+            member: card(&b, &key),
+        },
+        [0; 32],
+    );
+    assert!(matches!(joined.response, Response::Joined { .. }));
+    (relay, sa, key)
+}
+
+fn error_code(response: &Response) -> Option<(ErrorCode, String)> {
+    match response {
+        Response::Error { code, message } => Some((*code, message.clone())),
+        _ => None,
+    }
+}
+
+#[test]
+fn invites_expire_after_the_configured_lifetime() {
+    let limits = RelayLimits {
+        invite_expiry_ms: 60_000,
+        ..RelayLimits::default()
+    };
+    let relay = Relay::with_limits(MemoryStore::default(), limits);
+    let key = SpaceKey::from_bytes([9; 32]);
+    let (a, b) = (device(1), device(2));
+    let secret = InviteSecret([5; 32]);
+    let mut sa = login(&relay, &a);
+    sa.set_now(1_000_000);
+    let created = relay.handle_request(
+        &mut sa,
+        Request::CreateSpace {
+            space: SPACE,
+            invite_verifier: secret.verifier(),
+            sealed_space_key: secret.seal_space_key(&SPACE, &key, [1; 24]),
+            member: card(&a, &key),
+        },
+        [0; 32],
+    );
+    assert_eq!(created.response, Response::SpaceCreated);
+    let mut sb = login(&relay, &b);
+    sb.set_now(1_000_000 + 60_001);
+    let join = Request::Join {
+        space: SPACE,
+        token: secret.token(),
+        member: card(&b, &key),
+    };
+    let late = relay.handle_request(&mut sb, join.clone(), [0; 32]);
+    let (code, message) = error_code(&late.response).unwrap();
+    assert_eq!(code, ErrorCode::InviteExpired);
+    assert!(message.contains("1 minute"), "{message}");
+    assert_eq!(
+        relay.store().space(&SPACE).unwrap().unwrap().members.len(),
+        1
+    );
+    // Within the lifetime the same join works.
+    sb.set_now(1_000_000 + 59_000);
+    assert!(matches!(
+        relay.handle_request(&mut sb, join, [0; 32]).response,
+        Response::Joined { .. }
+    ));
+}
+
+#[test]
+fn device_request_rate_is_limited_and_recovers() {
+    let limits = RelayLimits {
+        device_requests: Rate::new(10.0, 5),
+        ..RelayLimits::default()
+    };
+    // Pairing used one request of each device's burst.
+    let (relay, mut sa, _) = paired_with(limits, 0);
+    for _ in 0..4 {
+        let r = relay.handle_request(&mut sa, Request::Heads { space: SPACE }, [0; 32]);
+        assert!(matches!(r.response, Response::HeadList { .. }), "{r:?}");
+    }
+    let refused = relay.handle_request(&mut sa, Request::Heads { space: SPACE }, [0; 32]);
+    let (code, message) = error_code(&refused.response).unwrap();
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(message.contains("retry in 100 ms"), "{message}");
+    // The limit is per device: a second connection of the same device shares it.
+    let mut again = login(&relay, &device(1));
+    again.set_now(0);
+    let refused = relay.handle_request(&mut again, Request::Heads { space: SPACE }, [0; 32]);
+    assert_eq!(
+        error_code(&refused.response).map(|(c, _)| c),
+        Some(ErrorCode::RateLimited)
+    );
+    sa.set_now(100);
+    let r = relay.handle_request(&mut sa, Request::Heads { space: SPACE }, [0; 32]);
+    assert!(matches!(r.response, Response::HeadList { .. }));
+}
+
+#[test]
+fn push_limits_name_the_limit() {
+    let limits = RelayLimits {
+        max_push_entries: 2,
+        max_entry_bytes: 600,
+        max_page_entries: 1,
+        ..RelayLimits::default()
+    };
+    let (relay, mut sa, key) = paired_with(limits, 0);
+    let a = device(1);
+    let e0 = entry(&a, &key, 0, EntryHash::ZERO, "zero");
+    let e1 = entry(&a, &key, 1, e0.hash, "one");
+    let e2 = entry(&a, &key, 2, e1.hash, "two");
+    let three = relay.handle_request(
+        &mut sa,
+        Request::Push {
+            space: SPACE,
+            entries: vec![e0.to_bytes(), e1.to_bytes(), e2.to_bytes()],
+        },
+        [0; 32],
+    );
+    let (code, message) = error_code(&three.response).unwrap();
+    assert_eq!(code, ErrorCode::LimitExceeded);
+    assert!(message.contains("entries per push") && message.contains('2'));
+    let big = entry(&a, &key, 0, EntryHash::ZERO, &"x".repeat(1000));
+    let refused = relay.handle_request(
+        &mut sa,
+        Request::Push {
+            space: SPACE,
+            entries: vec![big.to_bytes()],
+        },
+        [0; 32],
+    );
+    let (code, message) = error_code(&refused.response).unwrap();
+    assert_eq!(code, ErrorCode::LimitExceeded);
+    assert!(message.contains("entry size") && message.contains("600"));
+    let ok = relay.handle_request(
+        &mut sa,
+        Request::Push {
+            space: SPACE,
+            entries: vec![e0.to_bytes(), e1.to_bytes()],
+        },
+        [0; 32],
+    );
+    assert!(matches!(ok.response, Response::Pushed { .. }));
+    // Pages are capped at the configured size.
+    let page = relay.handle_request(
+        &mut sa,
+        Request::Pull {
+            space: SPACE,
+            after: 0,
+            limit: 100,
+        },
+        [0; 32],
+    );
+    let Response::Page { entries, more } = page.response else {
+        panic!("expected a page");
+    };
+    assert_eq!((entries.len(), more), (1, true));
+}
+
+#[test]
+fn space_quota_refuses_what_does_not_fit_and_keeps_what_did() {
+    let a = device(1);
+    let key = SpaceKey::from_bytes([9; 32]);
+    let e0 = entry(&a, &key, 0, EntryHash::ZERO, "zero");
+    let e1 = entry(&a, &key, 1, e0.hash, "one");
+    let e2 = entry(&a, &key, 2, e1.hash, "two");
+    let quota = (e0.to_bytes().len() * 2) as u64;
+    let limits = RelayLimits {
+        space_quota_bytes: quota,
+        ..RelayLimits::default()
+    };
+    let (relay, mut sa, _) = paired_with(limits, 0);
+    let handled = relay.handle_request(
+        &mut sa,
+        Request::Push {
+            space: SPACE,
+            entries: vec![e0.to_bytes(), e1.to_bytes(), e2.to_bytes()],
+        },
+        [0; 32],
+    );
+    let (code, message) = error_code(&handled.response).unwrap();
+    assert_eq!(code, ErrorCode::QuotaExceeded);
+    assert!(message.contains(&quota.to_string()), "{message}");
+    // The two that fit are stored and announced.
+    assert_eq!(handled.notify, Some((SPACE, 2)));
+    assert_eq!(relay.store().space_bytes(&SPACE).unwrap(), quota);
+    // Re-pushing them is still fine (duplicates take no room).
+    assert_eq!(
+        push(&relay, &mut sa, &[&e0, &e1]),
+        vec![PushOutcome::Duplicate, PushOutcome::Duplicate]
+    );
 }
