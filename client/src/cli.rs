@@ -49,6 +49,44 @@ pub enum Command {
     /// Write and read the transparency log.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Promises, big and small: made, kept, missed or renegotiated, confirmed by the partner.
+    #[command(subcommand)]
+    Promise(PromiseCommand),
+    /// Check in ("running late, home by 19:30").
+    Checkin {
+        /// What is happening.
+        #[arg(required = true, num_args = 1.., value_name = "TEXT")]
+        text: Vec<String>,
+        /// Expected arrival, HH:MM.
+        #[arg(long, value_name = "HH:MM")]
+        eta: Option<String>,
+    },
+    /// Plans, shared before being asked.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Acknowledge one of your partner's entries ("I saw this, thank you").
+    Ack {
+        /// The entry's id (or a unique prefix of at least 4 characters).
+        id: String,
+        /// Optional words.
+        #[arg(long, value_name = "T")]
+        note: Option<String>,
+    },
+    /// Ask for support, answer a request, list them.
+    #[command(subcommand)]
+    Support(SupportCommand),
+    /// Transparency agreements, each consented to by the partner and with a review date.
+    #[command(subcommand)]
+    Agreement(AgreementCommand),
+    /// Weekly summary: what happened, and promises kept per week. Never a streak that resets.
+    Summary {
+        /// How many ISO weeks, ending with this one.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        weeks: u32,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Push this device's new entries to the relay and pull the partner's.
     ///
     /// Prints "pushed N, pulled M". If the relay is unreachable nothing is lost: entries stay
@@ -102,6 +140,13 @@ pub enum SpaceCommand {
     ///
     /// Both devices print the same number only if each holds the other's real keys.
     SafetyNumber,
+    /// Leave the space: nothing more is written to it. This device keeps its full copy, readable
+    /// with `candor log list` (and `--json` to export it).
+    Leave {
+        /// Optional words for your partner.
+        #[arg(long, value_name = "T")]
+        note: Option<String>,
+    },
     /// Show the space, relay and partner this device is paired with.
     Show {
         /// Print as JSON.
@@ -148,5 +193,165 @@ pub enum LogCommand {
     Import {
         /// The file to import.
         file: PathBuf,
+    },
+}
+
+/// `candor promise …`
+#[derive(Debug, Subcommand)]
+pub enum PromiseCommand {
+    /// Make a promise; prints its id.
+    Add {
+        /// What you promise.
+        #[arg(required = true, num_args = 1.., value_name = "TEXT")]
+        text: Vec<String>,
+        /// When it is due (2026-12-01, "2026-12-01 18:00" UTC, or RFC 3339).
+        #[arg(long, value_name = "WHEN")]
+        due: Option<String>,
+    },
+    /// Mark your promise kept.
+    Kept {
+        /// The promise's id (or a unique prefix).
+        id: String,
+        /// Optional words.
+        #[arg(long, value_name = "T")]
+        note: Option<String>,
+    },
+    /// Mark your promise missed. Saying so is part of keeping trust.
+    Missed {
+        /// The promise's id (or a unique prefix).
+        id: String,
+        /// Optional words.
+        #[arg(long, value_name = "T")]
+        note: Option<String>,
+    },
+    /// Change an open promise's words or due time (renegotiating is not failing).
+    Renegotiate {
+        /// The promise's id (or a unique prefix).
+        id: String,
+        /// The new words.
+        #[arg(required = true, num_args = 1.., value_name = "NEWTEXT")]
+        text: Vec<String>,
+        /// The new due time.
+        #[arg(long, value_name = "WHEN")]
+        due: Option<String>,
+    },
+    /// Confirm your partner's latest status of their promise.
+    Confirm {
+        /// The promise's id (or a unique prefix).
+        id: String,
+    },
+    /// Dispute your partner's latest status of their promise.
+    Dispute {
+        /// The promise's id (or a unique prefix).
+        id: String,
+        /// What you saw differently.
+        #[arg(long, value_name = "T")]
+        note: String,
+    },
+    /// List promises with status, due date, confirmation and history.
+    List {
+        /// Only open promises (the default).
+        #[arg(long, conflicts_with = "all")]
+        open: bool,
+        /// All promises.
+        #[arg(long)]
+        all: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `candor plan …`
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Share a plan before being asked.
+    Add {
+        /// When (2026-12-01, "2026-12-01 18:00" UTC, or RFC 3339).
+        when: String,
+        /// What.
+        #[arg(required = true, num_args = 1.., value_name = "TEXT")]
+        text: Vec<String>,
+        /// Share only that the time is taken: the text stays on this device.
+        #[arg(long)]
+        busy_only: bool,
+    },
+    /// List both partners' plans.
+    List {
+        /// From this time.
+        #[arg(long, value_name = "WHEN")]
+        from: Option<String>,
+        /// Up to this time.
+        #[arg(long, value_name = "WHEN")]
+        to: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `candor support …`
+#[derive(Debug, Subcommand)]
+pub enum SupportCommand {
+    /// "How can you support me right now?"
+    Request {
+        /// What would help.
+        #[arg(value_parser = ["space", "talk", "reassure", "company"])]
+        need: String,
+        /// Optional words.
+        #[arg(long, value_name = "T")]
+        note: Option<String>,
+    },
+    /// Answer your partner's request.
+    Reply {
+        /// The request's id (or a unique prefix).
+        id: String,
+        /// Your answer.
+        #[arg(required = true, num_args = 1.., value_name = "T")]
+        text: Vec<String>,
+    },
+    /// List requests and replies.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `candor agreement …`
+#[derive(Debug, Subcommand)]
+pub enum AgreementCommand {
+    /// Propose an agreement; it applies only once your partner accepts it.
+    Propose {
+        /// The agreement.
+        #[arg(required = true, num_args = 1.., value_name = "TEXT")]
+        text: Vec<String>,
+        /// When you will both review it (e.g. 2026-12-31).
+        #[arg(long, value_name = "DATE")]
+        review: String,
+    },
+    /// Accept your partner's proposal.
+    Accept {
+        /// The proposal's id (or a unique prefix).
+        id: String,
+    },
+    /// Decline your partner's proposal.
+    Decline {
+        /// The proposal's id (or a unique prefix).
+        id: String,
+    },
+    /// End an agreement (either partner, at any time).
+    End {
+        /// The agreement's id (or a unique prefix).
+        id: String,
+        /// Optional words.
+        #[arg(long, value_name = "T")]
+        note: Option<String>,
+    },
+    /// List agreements and which are due for review.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }

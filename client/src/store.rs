@@ -6,7 +6,8 @@
 //!   [`Store::append_own`]; the partner's only by [`Store::apply_incoming`], after
 //!   [`verify_incoming`] accepted them. Nothing is ever overwritten or deleted.
 //! * `ids`: entry hash → `author | seq`, to find entries by id.
-//! * `meta`: the space configuration and the pull cursor.
+//! * `meta`: the space configuration, the pull cursor, whether this device left the space.
+//! * `local`: text that never leaves this device (the details of busy-only plans).
 //!
 //! Every write path flushes before it reports success, so an entry the CLI said it wrote survives
 //! a crash (see SECURITY.md for what sled's flush guarantees).
@@ -62,6 +63,7 @@ pub struct SpaceConfig {
 
 const META_SPACE: &[u8] = b"space";
 const META_CURSOR: &[u8] = b"cursor";
+const META_LEFT: &[u8] = b"left";
 
 /// The sled-backed store.
 pub struct Store {
@@ -71,6 +73,7 @@ pub struct Store {
     log: sled::Tree,
     ids: sled::Tree,
     meta: sled::Tree,
+    local: sled::Tree,
     writes: Mutex<()>,
 }
 
@@ -119,6 +122,7 @@ impl Store {
             log: db.open_tree("log")?,
             ids: db.open_tree("ids")?,
             meta: db.open_tree("meta")?,
+            local: db.open_tree("local")?,
             db,
             writes: Mutex::new(()),
         })
@@ -155,6 +159,39 @@ impl Store {
         let bytes = postcard::to_stdvec(config)
             .map_err(|e| StoreError::Corrupt(format!("space configuration: {e}")))?;
         self.meta.insert(META_SPACE, bytes)?;
+        self.flush()
+    }
+
+    /// When this device left the space, if it did.
+    pub fn left_at(&self) -> Result<Option<u64>, StoreError> {
+        self.meta
+            .get(META_LEFT)?
+            .map(|v| {
+                v.as_ref()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("left marker".into()))
+            })
+            .transpose()
+    }
+
+    /// Records that this device left the space, durably.
+    pub fn set_left(&self, at_ms: u64) -> Result<(), StoreError> {
+        self.meta.insert(META_LEFT, &at_ms.to_be_bytes())?;
+        self.flush()
+    }
+
+    /// Text kept only on this device (never synced), e.g. the details of a busy-only plan.
+    pub fn local_note(&self, id: &EntryHash) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .local
+            .get(id.0)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Keeps text on this device only, durably.
+    pub fn set_local_note(&self, id: &EntryHash, text: &str) -> Result<(), StoreError> {
+        self.local.insert(id.0, text.as_bytes())?;
         self.flush()
     }
 
@@ -401,6 +438,7 @@ mod tests {
                     text: text.into(),
                     replaces: None,
                     original_time_ms: None,
+                    eta: None,
                 },
             ),
         )

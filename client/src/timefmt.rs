@@ -44,15 +44,17 @@ pub fn short(ms: u64) -> String {
     )
 }
 
-/// Parses RFC 3339 (`2024-05-01T08:30:00Z`), a date (`2024-05-01`, midnight UTC) or
-/// milliseconds since the epoch.
+/// Parses RFC 3339 (`2024-05-01T08:30:00Z`), a date and time in UTC (`2024-05-01 08:30` or
+/// `2024-05-01T08:30`), a date (`2024-05-01`, midnight UTC) or milliseconds since the epoch.
 pub fn parse(text: &str) -> Option<u64> {
     let text = text.trim();
     if let Ok(ms) = text.parse::<u64>() {
         return Some(ms);
     }
+    let with_t = text.replacen(' ', "T", 1);
     let dt = OffsetDateTime::parse(text, &Rfc3339)
         .ok()
+        .or_else(|| OffsetDateTime::parse(&format!("{with_t}:00Z"), &Rfc3339).ok())
         .or_else(|| OffsetDateTime::parse(&format!("{text}T00:00:00Z"), &Rfc3339).ok())?;
     u64::try_from(dt.unix_timestamp_nanos() / 1_000_000).ok()
 }
@@ -69,6 +71,8 @@ mod tests {
         assert_eq!(parse("1970-01-02"), Some(86_400_000));
         assert_eq!(parse("42"), Some(42));
         assert_eq!(parse("yesterday"), None);
+        assert_eq!(parse("1970-01-02 01:00"), Some(90_000_000));
+        assert_eq!(parse("1970-01-02T01:00"), Some(90_000_000));
         assert_eq!(short(1_700_000_000_123), "2023-11-14 22:13");
     }
 }

@@ -407,6 +407,7 @@ mod tests {
                 text: "hello".into(),
                 replaces: None,
                 original_time_ms: None,
+                eta: None,
             },
         );
         let entry = Entry::seal(draft, &payload, &key, &author).unwrap();

@@ -5,6 +5,7 @@
 //! * [`chain`]: pure verification of one author's log, entry by entry.
 //! * [`keys`]: device identities, the space key, safety numbers.
 //! * [`invite`]: the one-line invite and the membership proofs exchanged when pairing.
+//! * [`ledger`]: the trust ledger's records and the state derived from both logs.
 //! * [`wire`]: request/response messages and their length-prefixed framing.
 //! * [`relay`]: the relay's request handling as a state machine over a storage trait.
 //! * [`sync`]: the client's sync state machine (push what the relay lacks, pull what we lack).
@@ -18,6 +19,7 @@ pub mod entry;
 pub mod ids;
 pub mod invite;
 pub mod keys;
+pub mod ledger;
 pub mod payload;
 pub mod relay;
 pub mod sync;

@@ -80,6 +80,8 @@ pub struct TextContent {
     /// The original time (ms since the epoch) of an imported record, if it differs from the
     /// entry's own time.
     pub original_time_ms: Option<u64>,
+    /// For check-ins: the expected arrival time as the author wrote it (e.g. "19:30").
+    pub eta: Option<String>,
 }
 
 /// A decoded, typed view of a payload.
@@ -251,7 +253,7 @@ mod tests {
     proptest! {
         #[test]
         fn text_payload_round_trips(text in ".{0,600}", replaces in proptest::option::of(any::<[u8; 32]>()), t in proptest::option::of(any::<u64>())) {
-            let content = TextContent { text, replaces: replaces.map(EntryHash), original_time_ms: t };
+            let content = TextContent { text, replaces: replaces.map(EntryHash), original_time_ms: t, eta: None };
             let payload = Payload::text(kind::CHECKIN, &content);
             let padded = payload.to_padded().unwrap();
             prop_assert_eq!(padded.len() % PAD_BLOCK, 0);

@@ -22,6 +22,7 @@ fn computed() -> Vec<(&'static str, String)> {
             text: "hello".into(),
             replaces: None,
             original_time_ms: None,
+            eta: None,
         },
     );
     let entry0 = Entry::seal(

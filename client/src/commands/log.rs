@@ -6,6 +6,7 @@ use crate::store::LogWriter;
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::entry::{Class, Entry};
+use candor_shared::ledger::Record as LedgerRecord;
 use candor_shared::payload::{text_kind_code, text_kind_name, Content, Payload, TextContent};
 use candor_shared::{DeviceKey, EntryHash};
 use serde::Serialize;
@@ -31,6 +32,13 @@ pub struct Record {
     pub replaces: Option<String>,
     /// For imported records, their original time.
     pub original_time: Option<String>,
+    /// For check-ins: the expected arrival time.
+    pub eta: Option<String>,
+    /// For ledger records about another entry (a kept promise, an acknowledgement…): its id.
+    pub refers_to: Option<String>,
+    /// For your own entries: whether your partner's device has verified it (from their signed
+    /// view of your log); null for your partner's entries.
+    pub seen_by_partner: Option<bool>,
     /// Ids of later entries that correct this one.
     pub corrected_by: Vec<String>,
     #[serde(skip)]
@@ -59,52 +67,113 @@ fn records_of(
     author: &DeviceKey,
     who: &'static str,
     name: &str,
+    seen_by_partner: Option<u64>,
     out: &mut Vec<Record>,
 ) -> Result<()> {
     for item in ctx.store.log_entries(author, 0) {
         let (seq, bytes) = item?;
         let entry =
             Entry::from_bytes(&bytes).with_context(|| format!("stored entry {seq} of {who}"))?;
+        if entry.header.class == Class::Private {
+            continue; // readable only by its author's devices
+        }
         let payload = entry.open(&paired.key)?;
-        let (kind, text) = match payload.content() {
-            Ok(Content::Hello(_)) => continue,
-            Ok(Content::Text { kind, text }) => {
-                (text_kind_name(kind).unwrap_or("note").to_string(), text)
-            }
-            Ok(Content::Unknown { .. }) | Err(_) => (
-                "unknown kind".to_string(),
-                TextContent {
-                    text: String::new(),
-                    replaces: None,
-                    original_time_ms: None,
-                },
-            ),
-        };
-        out.push(Record {
+        let mut record = Record {
             id: entry.hash.to_hex(),
             author: who,
             author_name: name.to_string(),
             seq,
-            kind,
-            text: text.text,
+            kind: String::new(),
+            text: String::new(),
             time: timefmt::rfc3339(entry.header.time_ms),
-            replaces: text.replaces.map(|h| h.to_hex()),
-            original_time: text.original_time_ms.map(timefmt::rfc3339),
+            replaces: None,
+            original_time: None,
+            eta: None,
+            refers_to: None,
+            seen_by_partner: seen_by_partner.map(|count| seq < count),
             corrected_by: Vec::new(),
             time_ms: entry.header.time_ms,
-        });
+        };
+        if let Some(ledger_record) = LedgerRecord::from_payload(&payload).ok().flatten() {
+            record.kind = ledger_record.kind_name().to_string();
+            record.text = ledger_record.describe();
+            record.refers_to = ledger_target(&ledger_record).map(|h| h.to_hex());
+            out.push(record);
+            continue;
+        }
+        match payload.content() {
+            Ok(Content::Hello(_)) => continue,
+            Ok(Content::Text { kind, text }) => {
+                record.kind = text_kind_name(kind).unwrap_or("note").to_string();
+                record.text = text.text;
+                record.replaces = text.replaces.map(|h| h.to_hex());
+                record.original_time = text.original_time_ms.map(timefmt::rfc3339);
+                record.eta = text.eta;
+            }
+            Ok(Content::Unknown { .. }) | Err(_) => record.kind = "unknown kind".to_string(),
+        }
+        out.push(record);
     }
     Ok(())
+}
+
+/// The entry a ledger record refers to, if any.
+fn ledger_target(record: &LedgerRecord) -> Option<EntryHash> {
+    match record {
+        LedgerRecord::PromiseKept(r)
+        | LedgerRecord::PromiseMissed(r)
+        | LedgerRecord::StatusConfirmed(r)
+        | LedgerRecord::StatusDisputed(r)
+        | LedgerRecord::Ack(r)
+        | LedgerRecord::AgreementAccepted(r)
+        | LedgerRecord::AgreementDeclined(r)
+        | LedgerRecord::AgreementEnded(r) => Some(r.target),
+        LedgerRecord::PromiseRenegotiated(r) => Some(r.promise),
+        LedgerRecord::SupportReply(r) => Some(r.request),
+        _ => None,
+    }
+}
+
+/// How many of this device's entries the partner has verified, by their latest signed view.
+fn partner_has_seen(ctx: &Ctx, partner: &DeviceKey) -> Result<u64> {
+    let mut seen = 0;
+    for item in ctx.store.log_entries(partner, 0) {
+        let (_, bytes) = item?;
+        if let Ok(entry) = Entry::from_bytes(&bytes) {
+            seen = seen.max(entry.header.partner_seen.count);
+        }
+    }
+    Ok(seen)
 }
 
 /// Both logs' user-visible entries, oldest first, with corrections linked.
 pub fn records(ctx: &Ctx, paired: &Paired) -> Result<Vec<Record>> {
     let mut all = Vec::new();
     let me = paired.identity.secrets.device_key();
-    records_of(ctx, paired, &me, "me", &paired.identity.name, &mut all)?;
+    let seen = match paired.config.partner {
+        Some(partner) => Some(partner_has_seen(ctx, &partner.device)?),
+        None => Some(0),
+    };
+    records_of(
+        ctx,
+        paired,
+        &me,
+        "me",
+        &paired.identity.name,
+        seen,
+        &mut all,
+    )?;
     if let Some(partner) = paired.config.partner {
         let name = partner_name(ctx, paired)?.unwrap_or_else(|| "partner".into());
-        records_of(ctx, paired, &partner.device, "partner", &name, &mut all)?;
+        records_of(
+            ctx,
+            paired,
+            &partner.device,
+            "partner",
+            &name,
+            None,
+            &mut all,
+        )?;
     }
     all.sort_by(|a, b| (a.time_ms, a.author, a.seq).cmp(&(b.time_ms, b.author, b.seq)));
     // Only an author can correct their own entry: a "correction" naming the other partner's
@@ -128,7 +197,18 @@ pub fn records(ctx: &Ctx, paired: &Paired) -> Result<Vec<Record>> {
     Ok(all)
 }
 
-fn write_own(ctx: &Ctx, paired: &Paired, payloads: Vec<Payload>) -> Result<Vec<Entry>> {
+/// Seals and stores entries in this device's log, then wakes a running watcher to push them.
+pub(super) fn write_payloads(
+    ctx: &Ctx,
+    paired: &Paired,
+    payloads: Vec<(Class, Payload)>,
+) -> Result<Vec<Entry>> {
+    if let Some(at) = ctx.store.left_at()? {
+        bail!(
+            "you left this space on {}; nothing more is written to it (your copy stays readable)",
+            timefmt::short(at)
+        );
+    }
     let nonces: Vec<[u8; 24]> = (0..payloads.len())
         .map(|_| random())
         .collect::<Result<_>>()?;
@@ -140,12 +220,20 @@ fn write_own(ctx: &Ctx, paired: &Paired, payloads: Vec<Payload>) -> Result<Vec<E
             key: &paired.key,
             partner: paired.config.partner.as_ref().map(|p| &p.device),
         },
-        payloads.into_iter().map(|p| (Class::Shared, p)).collect(),
+        payloads,
         timefmt::now_ms(),
         || nonces.next().unwrap_or([0; 24]),
     )?;
     ctx.wrote();
     Ok(entries)
+}
+
+fn write_own(ctx: &Ctx, paired: &Paired, payloads: Vec<Payload>) -> Result<Vec<Entry>> {
+    write_payloads(
+        ctx,
+        paired,
+        payloads.into_iter().map(|p| (Class::Shared, p)).collect(),
+    )
 }
 
 fn text_payload(
@@ -165,6 +253,7 @@ fn text_payload(
             text: text.to_string(),
             replaces,
             original_time_ms,
+            eta: None,
         },
     ))
 }
@@ -180,6 +269,25 @@ pub fn add(ctx: &Ctx, kind: &str, text: &str, out: &mut Output) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Finds the one entry whose id starts with the hex `id` (at least 4 characters).
+pub(super) fn resolve(ctx: &Ctx, id: &str) -> Result<(DeviceKey, EntryHash)> {
+    let id = id.trim();
+    if id.len() < 4 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!(
+            "an entry id is hexadecimal: give at least 4 of its characters (see `candor log list`)"
+        );
+    }
+    let matches = ctx.store.find_by_prefix(id)?;
+    match matches.as_slice() {
+        [] => bail!("no entry has an id starting with {id:?} (see `candor log list`)"),
+        [(author, _, hash)] => Ok((*author, *hash)),
+        _ => bail!(
+            "{} entries have ids starting with {id:?}; give more characters",
+            matches.len()
+        ),
+    }
 }
 
 /// `candor log correct`.
@@ -270,6 +378,12 @@ pub fn list(ctx: &Ctx, json: bool, limit: Option<usize>, out: &mut Output) -> Re
         }
         if let Some(t) = &r.original_time {
             line.push_str(&format!("  [imported, originally {t}]"));
+        }
+        if let Some(eta) = &r.eta {
+            line.push_str(&format!("  [home by {}]", printable(eta)));
+        }
+        if r.seen_by_partner == Some(true) {
+            line.push_str("  [seen by partner]");
         }
         out.line(line);
     }

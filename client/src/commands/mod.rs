@@ -1,16 +1,21 @@
 //! Command implementations. Each takes a [`Ctx`] and returns an [`Output`], so it runs the same
 //! in its own process or inside a running `sync --watch` that holds the store.
 
+mod ledger;
 mod log;
 mod space;
 mod verify;
 
-use crate::cli::{Command, LogCommand, SpaceCommand};
+use crate::cli::{
+    AgreementCommand, Command, LogCommand, PlanCommand, PromiseCommand, SpaceCommand,
+    SupportCommand,
+};
 use crate::home::{Home, Identity};
 use crate::output::Output;
 use crate::store::{SpaceConfig, Store};
 use anyhow::{anyhow, Context as _, Result};
 use candor_shared::keys::SpaceKey;
+use ledger::{AgreementAction, PromiseStatusChange};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -142,6 +147,69 @@ async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
             report.print(args.json, &mut out);
         }
         Command::Verify { json } => verify::verify(ctx, json, &mut out)?,
+        Command::Space(SpaceCommand::Leave { note }) => ledger::leave(ctx, note, &mut out).await?,
+        Command::Promise(command) => match command {
+            PromiseCommand::Add { text, due } => {
+                ledger::promise_add(ctx, &text, due.as_deref(), &mut out)?
+            }
+            PromiseCommand::Kept { id, note } => {
+                ledger::promise_status(ctx, &id, PromiseStatusChange::Kept(note), &mut out)?
+            }
+            PromiseCommand::Missed { id, note } => {
+                ledger::promise_status(ctx, &id, PromiseStatusChange::Missed(note), &mut out)?
+            }
+            PromiseCommand::Renegotiate { id, text, due } => ledger::promise_status(
+                ctx,
+                &id,
+                PromiseStatusChange::Renegotiated {
+                    text: text.join(" "),
+                    due,
+                },
+                &mut out,
+            )?,
+            PromiseCommand::Confirm { id } => ledger::promise_answer(ctx, &id, None, &mut out)?,
+            PromiseCommand::Dispute { id, note } => {
+                ledger::promise_answer(ctx, &id, Some(note), &mut out)?
+            }
+            PromiseCommand::List { all, json, .. } => {
+                ledger::promise_list(ctx, all, json, &mut out)?
+            }
+        },
+        Command::Checkin { text, eta } => ledger::checkin(ctx, &text, eta, &mut out)?,
+        Command::Plan(PlanCommand::Add {
+            when,
+            text,
+            busy_only,
+        }) => ledger::plan_add(ctx, &when, &text, busy_only, &mut out)?,
+        Command::Plan(PlanCommand::List { from, to, json }) => {
+            ledger::plan_list(ctx, from.as_deref(), to.as_deref(), json, &mut out)?
+        }
+        Command::Ack { id, note } => ledger::ack(ctx, &id, note, &mut out)?,
+        Command::Support(SupportCommand::Request { need, note }) => {
+            ledger::support_request(ctx, &need, note, &mut out)?
+        }
+        Command::Support(SupportCommand::Reply { id, text }) => {
+            ledger::support_reply(ctx, &id, &text, &mut out)?
+        }
+        Command::Support(SupportCommand::List { json }) => {
+            ledger::support_list(ctx, json, &mut out)?
+        }
+        Command::Agreement(command) => match command {
+            AgreementCommand::Propose { text, review } => {
+                ledger::agreement_propose(ctx, &text, &review, &mut out)?
+            }
+            AgreementCommand::Accept { id } => {
+                ledger::agreement_act(ctx, &id, AgreementAction::Accept, &mut out)?
+            }
+            AgreementCommand::Decline { id } => {
+                ledger::agreement_act(ctx, &id, AgreementAction::Decline, &mut out)?
+            }
+            AgreementCommand::End { id, note } => {
+                ledger::agreement_act(ctx, &id, AgreementAction::End(note), &mut out)?
+            }
+            AgreementCommand::List { json } => ledger::agreement_list(ctx, json, &mut out)?,
+        },
+        Command::Summary { weeks, json } => ledger::summary(ctx, weeks, json, &mut out)?,
     }
     Ok(out)
 }

@@ -71,6 +71,7 @@ pub fn entry(author: &DeviceSecrets, n: u8, seq: u64, prev: EntryHash, variant: 
             text: format!("entry {seq} variant {variant}"),
             replaces: None,
             original_time_ms: None,
+            eta: None,
         },
     );
     Entry::seal(draft, &payload, &space_key(n), author).unwrap()

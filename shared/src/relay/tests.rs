@@ -73,6 +73,7 @@ fn entry_of_kind(
             text: text.into(),
             replaces: None,
             original_time_ms: None,
+            eta: None,
         },
     );
     Entry::seal(draft, &payload, key, d).unwrap()

@@ -94,6 +94,7 @@ impl Device {
                 text: text.into(),
                 replaces: None,
                 original_time_ms: None,
+                eta: None,
             },
         );
         self.own
