@@ -284,3 +284,42 @@ proptest::proptest! {
         proptest::prop_assert_eq!(derive(&shuffled, T0), expected);
     }
 }
+
+#[test]
+fn records_about_missing_or_wrong_targets_are_invalid() {
+    let mut logs = Logs::new();
+    let a = logs.write(
+        A,
+        T0,
+        Record::AgreementProposed(AgreementProposed {
+            text: "x".into(),
+            review_ms: T0,
+        }),
+    );
+    logs.write(B, T0 + 1, Record::AgreementDeclined(reference(a)));
+    let end_declined = logs.write(A, T0 + 2, Record::AgreementEnded(reference(a)));
+    let ghost = EntryHash([0xee; 32]);
+    let kept_ghost = logs.write(A, T0 + 3, Record::PromiseKept(reference(ghost)));
+    let reply_ghost = logs.write(
+        B,
+        T0 + 4,
+        Record::SupportReply(SupportReply {
+            request: ghost,
+            text: "?".into(),
+        }),
+    );
+    let ack_ghost = logs.write(B, T0 + 5, Record::Ack(reference(ghost)));
+    let accept_ghost = logs.write(B, T0 + 6, Record::AgreementAccepted(reference(ghost)));
+    let ledger = derive(&logs.entries, T0);
+    assert_eq!(ledger.agreements[0].state, AgreementState::Declined);
+    let invalid: Vec<EntryHash> = ledger.invalid.iter().map(|i| i.id).collect();
+    for id in [
+        end_declined,
+        kept_ghost,
+        reply_ghost,
+        ack_ghost,
+        accept_ghost,
+    ] {
+        assert!(invalid.contains(&id), "{id:?} should be invalid");
+    }
+}
