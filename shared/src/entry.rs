@@ -270,9 +270,28 @@ fn entry_hash(header: &[u8; HEADER_LEN], signature: &[u8; 64]) -> EntryHash {
     EntryHash(*hasher.finalize().as_bytes())
 }
 
-fn shared_cipher(key: &SpaceKey) -> XChaCha20Poly1305 {
-    let subkey = key.derive(context::SHARED_ENTRY_KEY);
-    XChaCha20Poly1305::new(subkey.as_ref().into())
+/// A key that opens exactly one entry: BLAKE3 keyed by the space's shared entry key, over the
+/// entry's nonce. Handing it to someone (e.g. in a verifiable export) discloses that entry and
+/// nothing else.
+#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop, PartialEq, Eq)]
+pub struct EntryKey(pub [u8; 32]);
+
+impl std::fmt::Debug for EntryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EntryKey(<secret>)")
+    }
+}
+
+impl EntryKey {
+    /// The key of the entry with this nonce in the space with this key.
+    pub fn derive(key: &SpaceKey, nonce: &[u8; 24]) -> Self {
+        let shared = key.derive(context::SHARED_ENTRY_KEY);
+        Self(*blake3::keyed_hash(&shared, nonce).as_bytes())
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new((&self.0).into())
+    }
 }
 
 impl Entry {
@@ -303,7 +322,8 @@ impl Entry {
             ciphertext_hash: [0; 32],
         };
         let aad = header.encode();
-        let ciphertext = shared_cipher(key)
+        let ciphertext = EntryKey::derive(key, &draft.nonce)
+            .cipher()
             .encrypt(
                 XNonce::from_slice(&draft.nonce),
                 AeadPayload {
@@ -368,9 +388,20 @@ impl Entry {
         if self.header.class == Class::Private {
             return Err(EntryError::WrongClass(self.header.class));
         }
+        self.open_with(&self.entry_key(key))
+    }
+
+    /// This entry's own key (see [`EntryKey`]).
+    pub fn entry_key(&self, key: &SpaceKey) -> EntryKey {
+        EntryKey::derive(key, &self.header.nonce)
+    }
+
+    /// Decrypts with this entry's own key, e.g. one disclosed in a verifiable export.
+    pub fn open_with(&self, entry_key: &EntryKey) -> Result<Payload, EntryError> {
         let aad = self.header.encode();
         let padded = zeroize::Zeroizing::new(
-            shared_cipher(key)
+            entry_key
+                .cipher()
                 .decrypt(
                     XNonce::from_slice(&self.header.nonce),
                     AeadPayload {
@@ -450,6 +481,31 @@ mod tests {
         assert_eq!(peek_time(&bytes), Some(entry.header.time_ms));
         assert_eq!(peek_author_seq(&bytes), Some((entry.header.author, 0)));
         assert_eq!(id_of(&bytes[..100]), None);
+    }
+
+    #[test]
+    fn an_entry_key_opens_its_entry_and_no_other() {
+        let (author, key, entry) = sample();
+        let entry_key = entry.entry_key(&key);
+        assert_eq!(entry.open_with(&entry_key), entry.open(&key));
+        let mut draft_nonce = entry.header.nonce;
+        draft_nonce[0] ^= 1;
+        let other = Entry::seal(
+            Draft {
+                class: Class::Shared,
+                space: entry.header.space,
+                seq: 1,
+                prev: entry.hash,
+                time_ms: 1,
+                partner_seen: PartnerSeen::default(),
+                nonce: draft_nonce,
+            },
+            &entry.open(&key).unwrap(),
+            &key,
+            &author,
+        )
+        .unwrap();
+        assert_eq!(other.open_with(&entry_key), Err(EntryError::Decrypt));
     }
 
     #[test]
