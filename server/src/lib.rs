@@ -16,8 +16,10 @@
 // Tests may unwrap; the library itself may not (checked by the non-test build of this crate).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod config;
 pub mod data;
 pub mod hub;
+pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod tls;

@@ -1,13 +1,16 @@
 //! The `candor-relay` command: run a Candor relay, or print its certificate fingerprint.
 
 use anyhow::Context as _;
+use candor_relay::config::{Config, LogFormat, EXAMPLE};
 use candor_relay::data::DataDir;
+use candor_relay::metrics::{self, Metrics, StoreGauges};
 use candor_relay::{service, tls};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 const LONG_ABOUT: &str = "\
 Candor's self-hosted relay. Two partners' devices exchange their end-to-end encrypted, signed, \
@@ -33,6 +36,10 @@ Examples:
   Print the fingerprint to give to devices (creates the certificate if needed):
     candor-relay fingerprint --data /var/lib/candor-relay
 
+  Run with a configuration file (limits, metrics, log format); print a commented sample:
+    candor-relay config example > relay.toml
+    candor-relay serve --config relay.toml
+
 Logging goes to stderr; set CANDOR_LOG (e.g. CANDOR_LOG=debug) to change the level.";
 
 const SERVE_AFTER_HELP: &str = "\
@@ -43,9 +50,13 @@ On start the relay prints two lines to stdout:
 It stops gracefully on Ctrl-C or SIGTERM: it closes connections, flushes the database and exits \
 with status 0.
 
+Settings come from, in order of precedence: flags, environment variables, the --config file, \
+defaults (see `candor-relay config example`).
+
 Examples:
   candor-relay serve
   candor-relay serve --listen [::]:4433 --data /var/lib/candor-relay
+  candor-relay serve --config /etc/candor-relay/relay.toml --log-format json
   CANDOR_RELAY_LISTEN=127.0.0.1:0 candor-relay serve   # any free port, printed on start";
 
 /// Candor's self-hosted QUIC relay: stores only ciphertext and forwards it between partners.
@@ -75,21 +86,44 @@ enum Command {
                       `serve` would), so you can hand out the fingerprint before the first start."
     )]
     Fingerprint(DataArgs),
+    /// Configuration file helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a commented configuration file with every setting at its default.
+    Example,
+    /// Check a configuration file and print the settings it results in.
+    Check {
+        /// The file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// UDP address to listen on. Use port 0 for any free port (the real one is printed).
-    #[arg(
-        long,
-        value_name = "ADDR",
-        env = "CANDOR_RELAY_LISTEN",
-        default_value = "0.0.0.0:4433"
-    )]
-    listen: SocketAddr,
+    /// UDP address to listen on (default 0.0.0.0:4433). Use port 0 for any free port (the real
+    /// one is printed).
+    #[arg(long, value_name = "ADDR", env = "CANDOR_RELAY_LISTEN")]
+    listen: Option<SocketAddr>,
     #[command(flatten)]
     data: DataArgs,
+    /// Configuration file (TOML; see `candor-relay config example`). Flags override it.
+    #[arg(long, value_name = "FILE", env = "CANDOR_RELAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format on stderr: text (default) or json (one object per line).
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Serve Prometheus metrics on this TCP address (e.g. 127.0.0.1:9464). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
+
+/// Listen address when neither a flag, the environment nor the file sets one.
+const DEFAULT_LISTEN: &str = "0.0.0.0:4433";
 
 #[derive(Debug, Args)]
 struct DataArgs {
@@ -102,7 +136,11 @@ struct DataArgs {
 
 impl DataArgs {
     fn open(&self) -> anyhow::Result<DataDir> {
-        let path = match &self.data {
+        self.open_or(None)
+    }
+
+    fn open_or(&self, configured: Option<&PathBuf>) -> anyhow::Result<DataDir> {
+        let path = match self.data.as_ref().or(configured) {
             Some(path) => path.clone(),
             None => directories::ProjectDirs::from("", "", "candor-relay")
                 .map(|dirs| dirs.data_dir().to_path_buf())
@@ -118,10 +156,17 @@ impl DataArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Fingerprint(args) => fingerprint(args),
+        Command::Fingerprint(args) => {
+            init_logging(LogFormat::Text);
+            fingerprint(args)
+        }
+        Command::Config(ConfigCommand::Example) => {
+            print!("{EXAMPLE}");
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { file }) => check_config(&file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,14 +177,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CANDOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(file)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{} is valid; effective settings:", file.display())?;
+    writeln!(
+        stdout,
+        "{}",
+        toml::to_string_pretty(&config).context("could not print the configuration")?
+    )?;
+    Ok(())
 }
 
 fn fingerprint(args: DataArgs) -> anyhow::Result<()> {
@@ -152,18 +213,49 @@ fn fingerprint(args: DataArgs) -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let data = args.data.open()?;
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    init_logging(args.log_format.or(config.log_format).unwrap_or_default());
+    let listen = match args.listen.or(config.listen) {
+        Some(listen) => listen,
+        None => DEFAULT_LISTEN
+            .parse()
+            .context("the default listen address")?,
+    };
+    let metrics_listen = args.metrics_listen.or(config.metrics.listen);
+    let limits = config.limits.service();
+    let relay_limits = config.limits.relay();
+    let data = args.data.open_or(config.data.as_ref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let bound = service::bind(args.listen, &data)?;
+        let bound = service::bind_with(listen, &data, &limits, relay_limits)?;
+        let metrics = Arc::new(Metrics::default());
+        let mut metrics_line = None;
+        if let Some(addr) = metrics_listen {
+            let store = bound.relay.store().clone();
+            let gauges = Arc::new(move || StoreGauges {
+                spaces: store.space_count(),
+                flushes: store.flush_count(),
+                disk_bytes: store.disk_bytes(),
+            });
+            let bound_addr = metrics::serve(addr, Arc::clone(&metrics), gauges)
+                .await
+                .with_context(|| format!("could not serve metrics on {addr}"))?;
+            metrics_line = Some(format!("metrics on http://{bound_addr}/metrics"));
+        }
         {
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "candor-relay listening on {}", bound.local_addr)?;
             writeln!(stdout, "fingerprint {}", bound.fingerprint)?;
+            if let Some(line) = metrics_line {
+                writeln!(stdout, "{line}")?;
+            }
             stdout.flush()?;
         }
         tracing::info!(
@@ -171,13 +263,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             data = %data.root().display(),
             "relay started"
         );
-        service::run(
-            bound.endpoint,
-            bound.relay,
-            service::Limits::default(),
-            shutdown,
-        )
-        .await
+        tracing::info!(?limits, ?relay_limits, "limits");
+        service::run_with(bound.endpoint, bound.relay, limits, metrics, shutdown).await
     })
 }
 

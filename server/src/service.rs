@@ -31,18 +31,33 @@
 //!   [`tls::AUTHENTICATED_RECEIVE_WINDOW`], and the request bodies it has buffered at once are
 //!   capped at [`MAX_BUFFERED_REQUEST_BYTES`] (a stream waits for room before allocating its body).
 //!
+//! Configured limits ([`Limits`], from `relay.toml`) add: a lower frame cap, a rate of new
+//! connections per address (token bucket), the idle timeout, and — enforced by
+//! [`Relay`] itself — entry size, entries per push and page, per-space quota, per-device request
+//! rate and invite lifetime. A refused *request* is answered with `Error { code, message }`
+//! naming the limit; a refused *connection* (too many from the address or in all, or opened too
+//! fast) is accepted and closed at once with [`CLOSE_LIMIT`] and a reason naming the limit, as
+//! long as at most [`MAX_REFUSAL_HANDSHAKES`] such refusals are in progress (beyond that, QUIC's
+//! plain `CONNECTION_REFUSED`, which costs nothing).
+//!
+//! On shutdown the relay stops accepting connections and streams, lets requests already read
+//! finish — a push is answered after its flush — ends subscriptions, and closes each connection
+//! with [`CLOSE_SHUTDOWN`]; after [`SHUTDOWN_GRACE`] it closes whatever is left and flushes.
+//!
 //! Logs never contain entry bytes, keys, signatures or invite tokens: only request kinds, short
 //! device/space ids, addresses and errors.
 
 use crate::data::DataDir;
 use crate::hub::Hub;
+use crate::metrics::{self, Metrics};
 use crate::store::{SledStore, StoreError};
 use crate::tls::{self, TlsError};
 use anyhow::Context as _;
 use candor_shared::invite::RelayFingerprint;
-use candor_shared::relay::{Handled, Relay, Session};
+use candor_shared::relay::{Handled, Rate, Relay, RelayLimits, Session, TokenBucket};
 use candor_shared::wire::{
-    decode_body, encode_frame, frame_len, ErrorCode, Request, Response, TLS_EXPORTER_LABEL,
+    decode_body, encode_frame, frame_len, ErrorCode, PushOutcome, Request, Response, MAX_FRAME,
+    TLS_EXPORTER_LABEL,
 };
 use quinn::{RecvStream, SendStream, VarInt};
 use std::collections::HashMap;
@@ -81,6 +96,13 @@ pub const MAX_UNAUTHENTICATED_STREAMS: usize = 2;
 pub const MAX_BUFFERED_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// How long shutdown waits for connections to close before flushing and exiting anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Default rate of new connections per address: 2 per second sustained, 30 at once.
+pub const ADDRESS_CONNECTIONS: Rate = Rate::new(2.0, 30);
+/// Most connections being accepted only to be closed with a reason (over a limit) at once;
+/// beyond that, refused connections get a plain QUIC refusal.
+pub const MAX_REFUSAL_HANDSHAKES: usize = 16;
+/// Per-address rate buckets kept before full (idle) ones are forgotten.
+const MAX_TRACKED_ADDRESSES: usize = 4096;
 
 /// QUIC application error code sent when the relay closes connections on shutdown.
 pub const CLOSE_SHUTDOWN: u32 = 0;
@@ -89,6 +111,9 @@ pub const CLOSE_INTERNAL: u32 = 1;
 /// QUIC application error code sent when a connection did not authenticate within
 /// [`Limits::auth_deadline`]; the reason is [`NOT_AUTHENTICATED_REASON`].
 pub const CLOSE_NOT_AUTHENTICATED: u32 = 2;
+/// QUIC application error code sent when a connection is over a connection limit; the reason
+/// names the limit.
+pub const CLOSE_LIMIT: u32 = 3;
 /// Close reason accompanying [`CLOSE_NOT_AUTHENTICATED`].
 pub const NOT_AUTHENTICATED_REASON: &[u8] = b"not authenticated in time";
 /// `BadRequest` message for a frame over [`Limits::unauthenticated_frame`] before authentication.
@@ -96,7 +121,7 @@ pub const UNAUTHENTICATED_FRAME_MESSAGE: &str = "authenticate before sending lar
 
 /// The limits that keep peers (authenticated or not) from exhausting the relay. [`Default`]
 /// gives the production values (the constants of this module); tests shorten them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Limits {
     /// Connections served at once ([`MAX_CONNECTIONS`]).
     pub connections: usize,
@@ -112,6 +137,12 @@ pub struct Limits {
     /// Request-body bytes buffered at once per connection ([`MAX_BUFFERED_REQUEST_BYTES`]; a
     /// larger frame, if allowed at all, waits until it has the whole budget to itself).
     pub buffered_request_bytes: usize,
+    /// New connections per address ([`ADDRESS_CONNECTIONS`]).
+    pub address_connections: Rate,
+    /// Idle timeout of a connection whose peer went silent ([`tls::IDLE_TIMEOUT`]).
+    pub idle_timeout: Duration,
+    /// Largest request frame body after authentication ([`MAX_FRAME`] at most).
+    pub max_frame: usize,
 }
 
 impl Default for Limits {
@@ -123,6 +154,9 @@ impl Default for Limits {
             unauthenticated_frame: MAX_UNAUTHENTICATED_FRAME,
             unauthenticated_streams: MAX_UNAUTHENTICATED_STREAMS,
             buffered_request_bytes: MAX_BUFFERED_REQUEST_BYTES,
+            address_connections: ADDRESS_CONNECTIONS,
+            idle_timeout: tls::IDLE_TIMEOUT,
+            max_frame: MAX_FRAME,
         }
     }
 }
@@ -168,8 +202,18 @@ pub struct Bound {
 ///
 /// Must be called inside a tokio runtime.
 pub fn bind(listen: SocketAddr, data: &DataDir) -> Result<Bound, SetupError> {
+    bind_with(listen, data, &Limits::default(), RelayLimits::default())
+}
+
+/// [`bind`] with the idle timeout of `limits` and the relay logic's `relay_limits`.
+pub fn bind_with(
+    listen: SocketAddr,
+    data: &DataDir,
+    limits: &Limits,
+    relay_limits: RelayLimits,
+) -> Result<Bound, SetupError> {
     let identity = tls::load_or_create(data)?;
-    let config = tls::server_config(&identity)?;
+    let config = tls::server_config_with(&identity, limits.idle_timeout)?;
     let db_path = data.db_path();
     let store = SledStore::open(&db_path).map_err(|source| SetupError::Store {
         path: db_path,
@@ -195,7 +239,7 @@ pub fn bind(listen: SocketAddr, data: &DataDir) -> Result<Bound, SetupError> {
     })?;
     Ok(Bound {
         endpoint,
-        relay: Arc::new(Relay::new(store)),
+        relay: Arc::new(Relay::with_limits(store, relay_limits)),
         fingerprint: identity.fingerprint(),
         local_addr,
     })
@@ -210,10 +254,25 @@ pub async fn run(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    run_with(endpoint, relay, limits, Arc::default(), shutdown).await
+}
+
+/// [`run`], counting into `metrics`.
+pub async fn run_with(
+    endpoint: quinn::Endpoint,
+    relay: Arc<Relay<SledStore>>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let hub = Arc::new(Hub::default());
     let limit = Arc::new(Semaphore::new(limits.connections));
     let per_address = Arc::new(AddressTable::default());
+    let address_rates = AddressRates::default();
+    let refusal_handshakes = Arc::new(Semaphore::new(MAX_REFUSAL_HANDSHAKES));
+    let (stopping, _) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut refusals = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -237,31 +296,76 @@ pub async fn run(
                     }
                     continue;
                 }
-                let Some(claim) = per_address.claim(remote.ip(), limits.connections_per_ip)
-                else {
-                    debug!(
-                        %remote,
-                        "refusing a connection: {} connections from this address are open",
-                        limits.connections_per_ip
-                    );
-                    incoming.refuse();
-                    continue;
+                let refusal = if let Err(wait_ms) =
+                    address_rates.take(remote.ip(), &limits.address_connections)
+                {
+                    Some((
+                        "address_connection_rate",
+                        format!(
+                            "connection rate limit: at most {} new connections per second \
+                             (bursts of {}) from one address; retry in {wait_ms} ms",
+                            limits.address_connections.per_second,
+                            limits.address_connections.burst
+                        ),
+                    ))
+                } else {
+                    None
                 };
-                let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-                    warn!(
-                        %remote,
-                        "refusing a connection: {} connections are open",
-                        limits.connections
-                    );
-                    incoming.refuse();
-                    continue;
+                let claim = match refusal {
+                    Some(refusal) => Err(refusal),
+                    None => per_address
+                        .claim(remote.ip(), limits.connections_per_ip)
+                        .ok_or_else(|| {
+                            (
+                                "connections_per_address",
+                                format!(
+                                    "connection limit: {} connections from one address are \
+                                     open on this relay",
+                                    limits.connections_per_ip
+                                ),
+                            )
+                        }),
+                };
+                let admitted = claim.and_then(|claim| {
+                    match Arc::clone(&limit).try_acquire_owned() {
+                        Ok(permit) => Ok((claim, permit)),
+                        Err(_) => Err((
+                            "connections_total",
+                            format!(
+                                "connection limit: this relay serves at most {} connections \
+                                 and is full; try again later",
+                                limits.connections
+                            ),
+                        )),
+                    }
+                });
+                let (claim, permit) = match admitted {
+                    Ok(admitted) => admitted,
+                    Err((reason, message)) => {
+                        metrics.refused(reason);
+                        debug!(%remote, %message, "refusing a connection");
+                        match Arc::clone(&refusal_handshakes).try_acquire_owned() {
+                            Ok(slot) => {
+                                refusals.spawn(async move {
+                                    refuse_with_reason(incoming, &message).await;
+                                    drop(slot);
+                                });
+                            }
+                            Err(_) => incoming.refuse(),
+                        }
+                        continue;
+                    }
                 };
                 let span = tracing::info_span!("conn", %remote);
                 let relay = Arc::clone(&relay);
                 let hub = Arc::clone(&hub);
+                let metrics = Arc::clone(&metrics);
+                let stopping = stopping.subscribe();
                 connections.spawn(
                     async move {
-                        handle_connection(incoming, relay, hub, limits).await;
+                        metrics.connection_opened();
+                        handle_connection(incoming, relay, hub, limits, &metrics, stopping).await;
+                        metrics.connection_closed();
                         drop((permit, claim));
                     }
                     .instrument(span),
@@ -270,9 +374,23 @@ pub async fn run(
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
                 log_join("connection", joined);
             }
+            Some(_) = refusals.join_next(), if !refusals.is_empty() => {}
         }
     }
 
+    // No new connections; connections stop taking streams, finish the requests they have read
+    // (pushes are answered once durable), end subscriptions and close.
+    endpoint.set_server_config(None);
+    refusals.abort_all();
+    let _ = stopping.send(true);
+    let drain = async {
+        while let Some(joined) = connections.join_next().await {
+            log_join("connection", joined);
+        }
+    };
+    if timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        warn!("requests did not finish within {SHUTDOWN_GRACE:?}; closing connections");
+    }
     endpoint.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
     let drain = async {
         while let Some(joined) = connections.join_next().await {
@@ -291,6 +409,49 @@ pub async fn run(
         .context("could not flush the relay database on shutdown")?;
     info!("database flushed; stopped");
     Ok(())
+}
+
+/// Completes the handshake of a connection that is over a limit only to close it with a reason
+/// the device can show (a plain refusal would look like a network failure).
+async fn refuse_with_reason(incoming: quinn::Incoming, message: &str) {
+    let Ok(connecting) = incoming.accept() else {
+        return;
+    };
+    if let Ok(Ok(conn)) = timeout(Duration::from_secs(5), connecting).await {
+        conn.close(CLOSE_LIMIT.into(), message.as_bytes());
+        // Keep the connection until the close went out.
+        let _ = timeout(Duration::from_secs(1), conn.closed()).await;
+    }
+}
+
+/// Token buckets of new connections per address (see [`address_key`]).
+#[derive(Debug, Default)]
+pub(crate) struct AddressRates(Mutex<HashMap<IpAddr, TokenBucket>>);
+
+impl AddressRates {
+    /// Charges one new connection from `ip`; `Err(ms)` until one is allowed.
+    pub(crate) fn take(&self, ip: IpAddr, rate: &Rate) -> Result<(), u64> {
+        if !rate.is_limited() {
+            return Ok(());
+        }
+        let now = unix_ms();
+        let key = address_key(ip);
+        let mut buckets = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_TRACKED_ADDRESSES && !buckets.contains_key(&key) {
+            buckets.retain(|_, bucket| !bucket.is_full(rate, now));
+        }
+        buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(rate, now))
+            .take(rate, now)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn log_join(what: &str, joined: Result<(), tokio::task::JoinError>) {
@@ -379,6 +540,8 @@ pub(crate) struct Gate {
     request_bytes_capacity: usize,
     /// [`Limits::unauthenticated_frame`].
     unauthenticated_frame: usize,
+    /// [`Limits::max_frame`].
+    max_frame: usize,
 }
 
 impl Gate {
@@ -394,6 +557,7 @@ impl Gate {
             request_bytes: Semaphore::new(capacity),
             request_bytes_capacity: capacity,
             unauthenticated_frame: limits.unauthenticated_frame,
+            max_frame: limits.max_frame.min(MAX_FRAME),
         }
     }
 
@@ -443,6 +607,8 @@ struct ConnState {
     conn: quinn::Connection,
     session: Mutex<Session>,
     gate: Gate,
+    metrics: Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
 }
 
 async fn handle_connection(
@@ -450,6 +616,8 @@ async fn handle_connection(
     relay: Arc<Relay<SledStore>>,
     hub: Arc<Hub>,
     limits: Limits,
+    metrics: &Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
 ) {
     // The deadline runs from acceptance, so a slow handshake counts against it too.
     let auth_deadline = Instant::now() + limits.auth_deadline;
@@ -483,7 +651,10 @@ async fn handle_connection(
         conn: conn.clone(),
         session: Mutex::new(Session::new(exporter)),
         gate: Gate::new(&limits),
+        metrics: Arc::clone(metrics),
+        stopping: stopping.clone(),
     });
+    let mut stop = stopping;
     let deadline = tokio::time::sleep_until(auth_deadline);
     tokio::pin!(deadline);
     let mut awaiting_auth = true;
@@ -509,9 +680,14 @@ async fn handle_connection(
                     break;
                 }
             },
+            _ = stop.wait_for(|stopping| *stopping) => {
+                debug!("relay stopping: no new requests on this connection");
+                break;
+            }
             () = &mut deadline, if awaiting_auth => {
                 awaiting_auth = false;
                 if !state.gate.is_authenticated() {
+                    state.metrics.refused("auth_timeout");
                     debug!(
                         "closing: not authenticated within {:?}",
                         limits.auth_deadline
@@ -530,14 +706,17 @@ async fn handle_connection(
     while let Some(joined) = streams.join_next().await {
         log_join("stream", joined);
     }
+    if *stop.borrow() {
+        conn.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
+    }
 }
 
 /// Why no request could be read from a stream.
 enum ReadFailure {
     /// The stream or connection broke: there is nobody to answer.
     Gone(String),
-    /// The peer sent something that is not a request: answer `BadRequest`.
-    Bad(String),
+    /// The peer sent something that is not a request, or over a limit: answer with this code.
+    Bad(ErrorCode, String),
 }
 
 /// Reads one request frame: the length prefix, checked against [`MAX_FRAME`] and (before
@@ -551,9 +730,10 @@ async fn read_request<'g>(
 ) -> Result<(Request, SemaphorePermit<'g>), ReadFailure> {
     use quinn::ReadExactError;
     let broken = |e: ReadExactError, what: &str| match e {
-        ReadExactError::FinishedEarly(got) => {
-            ReadFailure::Bad(format!("stream ended after {got} bytes of the {what}"))
-        }
+        ReadExactError::FinishedEarly(got) => ReadFailure::Bad(
+            ErrorCode::BadRequest,
+            format!("stream ended after {got} bytes of the {what}"),
+        ),
         ReadExactError::ReadError(e) => ReadFailure::Gone(e.to_string()),
     };
     let mut prefix = [0u8; 4];
@@ -561,9 +741,22 @@ async fn read_request<'g>(
         .await
         .map_err(|e| broken(e, "length prefix"))?;
     // Check the announced length before allocating anything for it.
-    let len = frame_len(prefix).map_err(|e| ReadFailure::Bad(e.to_string()))?;
+    let len =
+        frame_len(prefix).map_err(|e| ReadFailure::Bad(ErrorCode::BadRequest, e.to_string()))?;
     if gate.refuses_frame(len) {
-        return Err(ReadFailure::Bad(UNAUTHENTICATED_FRAME_MESSAGE.to_owned()));
+        return Err(ReadFailure::Bad(
+            ErrorCode::BadRequest,
+            UNAUTHENTICATED_FRAME_MESSAGE.to_owned(),
+        ));
+    }
+    if len > gate.max_frame {
+        return Err(ReadFailure::Bad(
+            ErrorCode::LimitExceeded,
+            format!(
+                "frame size: a request of {len} bytes exceeds this relay's limit of {} bytes",
+                gate.max_frame
+            ),
+        ));
     }
     let permit = gate
         .reserve_body(len)
@@ -573,7 +766,8 @@ async fn read_request<'g>(
     recv.read_exact(&mut body)
         .await
         .map_err(|e| broken(e, "request"))?;
-    let request = decode_body(&body).map_err(|e| ReadFailure::Bad(e.to_string()))?;
+    let request =
+        decode_body(&body).map_err(|e| ReadFailure::Bad(ErrorCode::BadRequest, e.to_string()))?;
     Ok((request, permit))
 }
 
@@ -627,9 +821,10 @@ async fn handle_stream(
             debug!(%reason, "stream broke before a request arrived");
             return;
         }
-        Ok(Err(ReadFailure::Bad(reason))) => {
+        Ok(Err(ReadFailure::Bad(code, reason))) => {
             debug!(%reason, "refused a request");
-            let response = Response::error(ErrorCode::BadRequest, reason);
+            state.metrics.refused(metrics::reason(code));
+            let response = Response::error(code, reason);
             if write_response(&mut send, &response).await {
                 let _ = send.finish();
             }
@@ -645,6 +840,12 @@ async fn handle_stream(
     // which a device that finishes its send side only after reading the answer could see as an
     // error.
     let kind = request_kind(&request);
+    state.metrics.request();
+    // Sizes of pushed entries, to count the bytes of those stored.
+    let pushed_sizes: Vec<usize> = match &request {
+        Request::Push { entries, .. } => entries.iter().map(Vec::len).collect(),
+        _ => Vec::new(),
+    };
 
     let mut nonce = [0u8; 32];
     if let Err(e) = getrandom::getrandom(&mut nonce) {
@@ -661,6 +862,7 @@ async fn handle_stream(
         let shared = Arc::clone(&state);
         let task = tokio::task::spawn_blocking(move || {
             let mut session = shared.session.lock().unwrap_or_else(|p| p.into_inner());
+            session.set_now(unix_ms());
             let handled = relay.handle_request(&mut session, request, nonce);
             (handled, session.device().is_some())
         });
@@ -698,12 +900,11 @@ async fn handle_stream(
         response = response_kind(&response),
         "handled"
     );
-    if let Response::Error {
-        code: ErrorCode::Internal,
-        message,
-    } = &response
-    {
-        error!(request = kind, %message, "request failed");
+    if let Response::Error { code, message } = &response {
+        state.metrics.refused(metrics::reason(*code));
+        if *code == ErrorCode::Internal {
+            error!(request = kind, %message, "request failed");
+        }
     }
 
     if let Some(ticket) = flush {
@@ -721,6 +922,14 @@ async fn handle_stream(
         }
         relay.flushed(ticket);
     }
+    if let Response::Pushed { outcomes } = &response {
+        let (count, bytes) = outcomes
+            .iter()
+            .zip(&pushed_sizes)
+            .filter(|(o, _)| matches!(o, PushOutcome::Stored { .. }))
+            .fold((0u64, 0u64), |(n, b), (_, len)| (n + 1, b + *len as u64));
+        state.metrics.stored(count, bytes);
+    }
     // Wake subscribers as soon as the data is durable, even if this device has gone meanwhile.
     if let Some((space, cursor)) = notify {
         hub.publish(space, cursor);
@@ -732,7 +941,7 @@ async fn handle_stream(
         return;
     }
     match subscription {
-        Some(receiver) => forward_notifications(&mut send, receiver).await,
+        Some(receiver) => forward_notifications(&mut send, receiver, state.stopping.clone()).await,
         None => {
             let _ = send.finish();
         }
@@ -776,7 +985,11 @@ async fn reply_and_finish(send: &mut SendStream, response: &Response) {
 
 /// Writes `Notify` frames for a subscription until the device stops the stream, the connection
 /// closes or the relay shuts down.
-async fn forward_notifications(send: &mut SendStream, mut receiver: broadcast::Receiver<u64>) {
+async fn forward_notifications(
+    send: &mut SendStream,
+    mut receiver: broadcast::Receiver<u64>,
+    mut stopping: watch::Receiver<bool>,
+) {
     use broadcast::error::{RecvError, TryRecvError};
     let stopped = send.stopped();
     tokio::pin!(stopped);
@@ -788,6 +1001,7 @@ async fn forward_notifications(send: &mut SendStream, mut receiver: broadcast::R
                 debug!("subscription ended by the device");
                 return;
             }
+            _ = stopping.wait_for(|stopping| *stopping) => break,
             received = receiver.recv() => received,
         };
         let mut latest = match received {

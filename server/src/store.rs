@@ -26,7 +26,9 @@
 //! [`SledStore::flush`], which it does before acknowledging anything). sled 0.34's flush writes
 //! its log with `sync_file_range`, which survives a process crash but does not commit file
 //! metadata or the drive's write cache; so [`SledStore::flush`] then `fdatasync`s sled's data
-//! file, which does. Corrupt records are reported as [`StoreError::Corrupt`], never a panic.
+//! file, which does. Flushes are group commits: a caller whose writes are covered by a flush
+//! already running (or just finished) does not start another, so many concurrent pushes share one
+//! flush and one `fdatasync` ([`SledStore::flush`]). Corrupt records are reported as [`StoreError::Corrupt`], never a panic.
 
 use candor_shared::chain::LogHead;
 use candor_shared::entry::Entry;
@@ -36,6 +38,8 @@ use candor_shared::{DeviceKey, EntryHash, SpaceId};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Errors of the relay's storage.
 #[derive(Debug, thiserror::Error)]
@@ -166,12 +170,29 @@ fn tx_result<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, St
     })
 }
 
+/// Coalesces concurrent flushes into group commits.
+///
+/// Each caller takes a ticket (after its writes returned), then waits for the leader lock. A
+/// flush started after ticket `t` was taken covers the writes of every caller holding a ticket
+/// up to `t`; so the leader notes the highest ticket issued *before* it starts flushing and,
+/// when the flush succeeds, marks everything up to it completed. A caller that gets the lock
+/// and finds its ticket completed returns at once. A failed flush completes nothing: the next
+/// caller flushes again.
+#[derive(Debug, Default)]
+struct GroupCommit {
+    issued: AtomicU64,
+    completed: AtomicU64,
+    flushes: AtomicU64,
+    leader: tokio::sync::Mutex<()>,
+}
+
 /// A [`RelayStore`] on a sled database. Cheap to clone (all clones share the database).
 #[derive(Clone, Debug)]
 pub struct SledStore {
+    group: Arc<GroupCommit>,
     db: sled::Db,
     /// sled's data file, `fdatasync`ed after each flush (absent for temporary databases).
-    data_file: Option<std::sync::Arc<std::fs::File>>,
+    data_file: Option<Arc<std::fs::File>>,
     spaces: Tree,
     memberships: Tree,
     heads: Tree,
@@ -190,9 +211,7 @@ impl SledStore {
             .open()?;
         let mut store = Self::from_db(db)?;
         // sled 0.34 keeps its log in the file named `db` inside its directory.
-        store.data_file = std::fs::File::open(path.join("db"))
-            .ok()
-            .map(std::sync::Arc::new);
+        store.data_file = std::fs::File::open(path.join("db")).ok().map(Arc::new);
         Ok(store)
     }
 
@@ -208,11 +227,41 @@ impl SledStore {
             usage: db.open_tree("usage")?,
             db,
             data_file: None,
+            group: Arc::default(),
         })
     }
 
-    /// Makes every write so far durable. Call before acknowledging a write to a device.
+    /// Makes every write that returned before this call durable. Call before acknowledging a
+    /// write to a device. Concurrent callers share flushes (see [`GroupCommit`]).
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let ticket = self.group.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let _leader = self.group.leader.lock().await;
+        if self.group.completed.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        let covers = self.group.issued.load(Ordering::SeqCst);
+        self.flush_now().await?;
+        self.group.flushes.fetch_add(1, Ordering::Relaxed);
+        self.group.completed.fetch_max(covers, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Flushes made so far by [`SledStore::flush`] (group commits, not calls).
+    pub fn flush_count(&self) -> u64 {
+        self.group.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Number of spaces (counts the records: for metrics, not hot paths).
+    pub fn space_count(&self) -> u64 {
+        self.spaces.len() as u64
+    }
+
+    /// The database's size on disk, in bytes (0 if unknown).
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    async fn flush_now(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         if let Some(file) = &self.data_file {
             let file = file.clone();

@@ -192,6 +192,16 @@ pub fn generate() -> Result<Identity, TlsError> {
 /// connection receive window starts at [`UNAUTHENTICATED_RECEIVE_WINDOW`] (the relay raises it
 /// to [`AUTHENTICATED_RECEIVE_WINDOW`] once the device has authenticated).
 pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, TlsError> {
+    server_config_with(identity, IDLE_TIMEOUT)
+}
+
+/// [`server_config`] with another idle timeout (a connection whose peer sends nothing — not even
+/// the acknowledgement of a keep-alive — for this long is closed). Keep-alives are sent every
+/// [`KEEP_ALIVE_INTERVAL`] or a third of the timeout, whichever is shorter.
+pub fn server_config_with(
+    identity: &Identity,
+    idle_timeout: Duration,
+) -> Result<quinn::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -202,9 +212,10 @@ pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, TlsErro
     let quic = QuicServerConfig::try_from(tls)?;
 
     let mut transport = quinn::TransportConfig::default();
-    // 60 s always fits a QUIC idle timeout (limit 2^62 ms), so the conversion cannot fail.
-    transport.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
-    transport.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
+    // Configured timeouts are at most a day, which always fits a QUIC idle timeout (2^62 ms).
+    let idle_timeout = idle_timeout.max(Duration::from_secs(1));
+    transport.max_idle_timeout(quinn::IdleTimeout::try_from(idle_timeout).ok());
+    transport.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL.min(idle_timeout / 3)));
     transport.max_concurrent_bidi_streams(MAX_CONCURRENT_STREAMS.into());
     transport.max_concurrent_uni_streams(0u32.into());
     transport.receive_window(UNAUTHENTICATED_RECEIVE_WINDOW.into());

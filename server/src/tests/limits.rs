@@ -215,13 +215,20 @@ async fn one_address_cannot_fill_the_connection_slots() {
             .connect(server.addr, crate::tls::SERVER_NAME)
             .unwrap()
             .await;
+        // The refused connection is told why: closed with the limit named in the reason.
+        let closed = match refused {
+            Ok(conn) => conn.closed().await,
+            Err(e) => e,
+        };
         assert!(
             matches!(
-                &refused,
-                Err(quinn::ConnectionError::ConnectionClosed(close))
-                    if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
+                &closed,
+                quinn::ConnectionError::ApplicationClosed(close)
+                    if close.error_code == service::CLOSE_LIMIT.into()
+                        && String::from_utf8_lossy(&close.reason)
+                            .contains("2 connections from one address")
             ),
-            "{refused:?}"
+            "{closed:?}"
         );
         // The connections already open are unaffected.
         assert_serves(&honest).await;
