@@ -136,6 +136,9 @@ pub enum SpaceCommand {
     },
     /// Print the invite again (on the device that created the space, until the partner joins).
     Invite,
+    /// Print a short fingerprint of both logs' heads: after syncing, both devices print the same
+    /// number exactly when they hold the same history. Compare it in person.
+    Fingerprint,
     /// Print the safety number to compare with your partner in person.
     ///
     /// Both devices print the same number only if each holds the other's real keys.

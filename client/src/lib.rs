@@ -9,8 +9,10 @@
 //! * [`syncer`]: drives `candor_shared::sync::SyncMachine` over [`net`] and [`store`].
 //! * [`daemon`]: the local socket through which other `candor` processes reach a running
 //!   `sync --watch`, which holds the database open.
+//! * [`checks`]: the consistency audit of both logs, and checkpoints.
 //! * [`cli`] and [`commands`]: the command line.
 
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod daemon;

@@ -8,6 +8,7 @@
 //! * `ids`: entry hash → `author | seq`, to find entries by id.
 //! * `meta`: the space configuration, the pull cursor, whether this device left the space.
 //! * `local`: text that never leaves this device (the details of busy-only plans).
+//! * `evidence`: entries refused at sync (forged, out of place, equivocated), kept as proof.
 //!
 //! Every write path flushes before it reports success, so an entry the CLI said it wrote survives
 //! a crash (see SECURITY.md for what sled's flush guarantees).
@@ -41,6 +42,9 @@ pub enum StoreError {
     /// An incoming entry was refused.
     #[error(transparent)]
     Refused(#[from] IncomingError),
+    /// The author's log is frozen after proof of equivocation.
+    #[error("your partner's log is frozen: their device signed two different entries at one position (see `candor verify`)")]
+    Frozen,
     /// The transaction failed.
     #[error("transaction failed: {0}")]
     Transaction(String),
@@ -64,6 +68,18 @@ pub struct SpaceConfig {
 const META_SPACE: &[u8] = b"space";
 const META_CURSOR: &[u8] = b"cursor";
 const META_LEFT: &[u8] = b"left";
+const META_FROZEN: &[u8] = b"frozen";
+
+/// Entries this device refused, kept as evidence with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// When it was recorded (ms).
+    pub time_ms: u64,
+    /// Why the entries were refused.
+    pub reason: String,
+    /// The entries in wire form (e.g. both versions of an equivocated entry).
+    pub entries: Vec<Vec<u8>>,
+}
 
 /// The sled-backed store.
 pub struct Store {
@@ -74,6 +90,7 @@ pub struct Store {
     ids: sled::Tree,
     meta: sled::Tree,
     local: sled::Tree,
+    evidence: sled::Tree,
     writes: Mutex<()>,
 }
 
@@ -123,6 +140,7 @@ impl Store {
             ids: db.open_tree("ids")?,
             meta: db.open_tree("meta")?,
             local: db.open_tree("local")?,
+            evidence: db.open_tree("evidence")?,
             db,
             writes: Mutex::new(()),
         })
@@ -193,6 +211,52 @@ impl Store {
     pub fn set_local_note(&self, id: &EntryHash, text: &str) -> Result<(), StoreError> {
         self.local.insert(id.0, text.as_bytes())?;
         self.flush()
+    }
+
+    /// Keeps refused entries as evidence, durably (a re-delivery of the same evidence is not
+    /// stored twice).
+    pub fn record_evidence(&self, evidence: &Evidence) -> Result<(), StoreError> {
+        let mut hasher = blake3::Hasher::new();
+        for entry in &evidence.entries {
+            hasher.update(entry);
+        }
+        hasher.update(evidence.reason.as_bytes());
+        let key = hasher.finalize();
+        if self.evidence.contains_key(key.as_bytes())? {
+            return Ok(());
+        }
+        let value = postcard::to_stdvec(evidence)
+            .map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))?;
+        self.evidence.insert(key.as_bytes(), value)?;
+        self.flush()
+    }
+
+    /// All evidence kept, oldest first.
+    pub fn evidence(&self) -> Result<Vec<Evidence>, StoreError> {
+        let mut all: Vec<Evidence> = self
+            .evidence
+            .iter()
+            .values()
+            .map(|v| {
+                postcard::from_bytes(&v?).map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        all.sort_by_key(|e| e.time_ms);
+        Ok(all)
+    }
+
+    /// Freezes an author's log: no further entries of it are accepted (after equivocation).
+    pub fn freeze(&self, author: &DeviceKey) -> Result<(), StoreError> {
+        self.meta.insert(META_FROZEN, &author.0)?;
+        self.flush()
+    }
+
+    /// Whether an author's log is frozen.
+    pub fn is_frozen(&self, author: &DeviceKey) -> Result<bool, StoreError> {
+        Ok(self
+            .meta
+            .get(META_FROZEN)?
+            .is_some_and(|v| v.as_ref() == author.0))
     }
 
     /// The pull cursor.
@@ -367,6 +431,11 @@ impl Store {
         bytes: &[u8],
     ) -> Result<Option<Entry>, StoreError> {
         let _guard = self.lock();
+        if let Some((author, _)) = candor_shared::entry::peek_author_seq(bytes) {
+            if self.is_frozen(&author)? {
+                return Err(StoreError::Frozen);
+            }
+        }
         let mut lookup_error = None;
         let verdict = verify_incoming(
             keys,

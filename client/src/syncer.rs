@@ -1,11 +1,12 @@
 //! Drives the sync state machine (`candor_shared::sync::SyncMachine`) over a relay connection
 //! and the local store: one round for `candor sync`, a connected loop for `candor sync --watch`.
 
+use crate::checks;
 use crate::commands::Paired;
 use crate::home::Home;
 use crate::net::{NetError, RelayClient};
 use crate::output::Output;
-use crate::store::{Store, StoreError};
+use crate::store::{Evidence, Store, StoreError};
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::chain::ChainError;
 use candor_shared::sync::IncomingError;
@@ -18,9 +19,9 @@ use tokio::sync::Notify;
 /// What one sync did.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct SyncReport {
-    /// Own entries the relay newly stored.
+    /// Own entries the relay newly stored (not counting introductions and checkpoints).
     pub pushed: u64,
-    /// Partner entries verified and stored.
+    /// Partner entries verified and stored (not counting introductions and checkpoints).
     pub pulled: u64,
     /// Partner entries re-uploaded to a relay that had lost them.
     pub restored: u64,
@@ -131,14 +132,22 @@ async fn drive(
                     };
                     for paged in entries {
                         match store.apply_incoming(&keys, &paged.entry) {
-                            Ok(Some(_)) => report.pulled += 1,
+                            Ok(Some(entry)) => {
+                                if entry.header.class != candor_shared::entry::Class::Control {
+                                    report.pulled += 1;
+                                }
+                            }
                             Ok(None) => {}
                             Err(StoreError::Refused(IncomingError::Chain(ChainError::Gap {
                                 ..
                             }))) if machine.restart_pull() => break,
                             Err(e) => {
-                                store.flush()?;
-                                bail!("refused the entry at relay position {}: {e}", paged.cursor);
+                                keep_evidence(store, &paged.entry, &e)?;
+                                bail!(
+                                    "refused the entry at relay position {}: {e}; it is kept as \
+                                     evidence (see `candor verify`)",
+                                    paged.cursor
+                                );
                             }
                         }
                     }
@@ -148,7 +157,15 @@ async fn drive(
                     store.set_cursor(cursor)?;
                     store.flush()?;
                 }
-                SyncEvent::Pushed(count) => report.pushed += count,
+                SyncEvent::Pushed { from, count } => {
+                    // Count what the person wrote, not protocol bookkeeping.
+                    for item in store.log_entries(&me, from).take(count as usize) {
+                        let (_, bytes) = item?;
+                        if !candor_shared::entry::peek_is_control(&bytes) {
+                            report.pushed += 1;
+                        }
+                    }
+                }
                 SyncEvent::RelayBehind { ours, relay, .. } => report.notices.push(format!(
                     "notice: the relay held only {relay} of your partner's entries, but this \
                      device has verified {ours}: it lost data or rolled back"
@@ -177,6 +194,61 @@ async fn drive(
     }
 }
 
+/// Keeps a refused entry as evidence; for two signed versions of one entry, keeps both and
+/// freezes that author's log.
+fn keep_evidence(store: &Store, bytes: &[u8], error: &StoreError) -> Result<()> {
+    if matches!(error, StoreError::Frozen) {
+        return Ok(());
+    }
+    let mut entries = vec![bytes.to_vec()];
+    if let StoreError::Refused(IncomingError::Equivocation { .. }) = error {
+        if let Some((author, seq)) = candor_shared::entry::peek_author_seq(bytes) {
+            if let Some(held) = store.log_entries(&author, seq).next().transpose()? {
+                entries.insert(0, held.1.to_vec());
+            }
+            store.freeze(&author)?;
+        }
+    }
+    store.record_evidence(&Evidence {
+        time_ms: crate::timefmt::now_ms(),
+        reason: error.to_string(),
+        entries,
+    })?;
+    Ok(())
+}
+
+/// After a round: write and push a checkpoint if this device verified new partner entries, then
+/// check both logs' signed views of each other. Problems stop the sync; notices are reported.
+async fn finish_round(
+    client: &RelayClient,
+    store: &Store,
+    paired: &mut Paired,
+    machine: &mut SyncMachine,
+    report: &mut SyncReport,
+) -> Result<()> {
+    if checks::checkpoint_if_behind(store, paired)? {
+        machine.local_written();
+        let mut checkpoint = SyncReport::default();
+        drive(client, store, paired, machine, &mut checkpoint).await?;
+        report.pulled += checkpoint.pulled;
+    }
+    let findings = checks::findings(store, paired, crate::timefmt::now_ms())?;
+    let (notices, problems): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| f.notice);
+    report.notices.extend(
+        notices
+            .into_iter()
+            .map(|f| format!("notice: {}", f.explanation)),
+    );
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|f| f.explanation.clone()).collect();
+        bail!(
+            "the logs are inconsistent, so this device stops here:\n  - {}\nrun `candor verify` for the evidence",
+            list.join("\n  - ")
+        );
+    }
+    Ok(())
+}
+
 /// One full round: push what the relay lacks, pull what this device lacks.
 pub async fn sync_once(store: &Store, paired: &Paired) -> Result<SyncReport> {
     let mut paired = paired.clone();
@@ -186,6 +258,7 @@ pub async fn sync_once(store: &Store, paired: &Paired) -> Result<SyncReport> {
         let mut machine = machine_for(store, &paired)?;
         let mut report = SyncReport::default();
         drive(&client, store, &mut paired, &mut machine, &mut report).await?;
+        finish_round(&client, store, &mut paired, &mut machine, &mut report).await?;
         Ok(report)
     }
     .await;
@@ -209,6 +282,9 @@ async fn watch_session(
     loop {
         let mut report = SyncReport::default();
         drive(&client, store, paired, &mut machine, &mut report).await?;
+        if report.pulled > 0 {
+            finish_round(&client, store, paired, &mut machine, &mut report).await?;
+        }
         if report != SyncReport::default() {
             let mut out = Output::default();
             report.print(false, &mut out);

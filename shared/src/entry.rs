@@ -208,6 +208,12 @@ pub fn peek_author_seq(bytes: &[u8]) -> Option<(DeviceKey, u64)> {
     Some((DeviceKey(author), u64::from_be_bytes(seq)))
 }
 
+/// Whether an entry's header says it is a control entry (protocol bookkeeping, such as
+/// introductions and checkpoints), without verifying anything.
+pub fn peek_is_control(bytes: &[u8]) -> bool {
+    bytes.get(1) == Some(&(Class::Control as u8))
+}
+
 /// Reads the author time from an entry's header without verifying anything.
 pub fn peek_time(bytes: &[u8]) -> Option<u64> {
     let time: [u8; 8] = bytes.get(90..98)?.try_into().ok()?;

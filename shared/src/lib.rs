@@ -3,6 +3,7 @@
 //! * [`entry`]: the signed, encrypted, hash-chained log entry and its byte layout.
 //! * [`payload`]: the versioned plaintext inside an entry (kinds, padding).
 //! * [`chain`]: pure verification of one author's log, entry by entry.
+//! * [`audit`]: what each log's signed views say about the other: split views, backdating, withholding.
 //! * [`keys`]: device identities, the space key, safety numbers.
 //! * [`invite`]: the one-line invite and the membership proofs exchanged when pairing.
 //! * [`ledger`]: the trust ledger's records and the state derived from both logs.
@@ -14,6 +15,7 @@
 //! caller passes times in milliseconds and random bytes in, so every function is deterministic and
 //! testable in memory.
 
+pub mod audit;
 pub mod chain;
 pub mod entry;
 pub mod ids;

@@ -42,6 +42,9 @@ pub enum PayloadError {
 pub mod kind {
     /// Control: the first entry of every log, introducing its device to the partner.
     pub const HELLO: u16 = 0x0001;
+    /// Control: a signed checkpoint, written after a sync that verified new partner entries, so
+    /// the partner learns (from its header's partner view) what this device has verified.
+    pub const CHECKPOINT: u16 = 0x0002;
     /// A free-form note in the transparency log.
     pub const NOTE: u16 = 0x0010;
     /// A check-in ("running late, home by 19:30").
@@ -89,6 +92,8 @@ pub struct TextContent {
 pub enum Content {
     /// A device introducing itself.
     Hello(Hello),
+    /// A checkpoint: its header says what the author had verified.
+    Checkpoint,
     /// A text entry of the given kind code.
     Text {
         /// The kind code (one of the text kinds in [`kind`]).
@@ -131,6 +136,14 @@ impl Payload {
         Self::encode_content(kind::HELLO, hello)
     }
 
+    /// A checkpoint payload (no content: the header carries the view).
+    pub fn checkpoint() -> Self {
+        Self {
+            kind: kind::CHECKPOINT,
+            content: Vec::new(),
+        }
+    }
+
     /// A text payload of the given kind code.
     pub fn text(kind: u16, text: &TextContent) -> Self {
         Self::encode_content(kind, text)
@@ -151,6 +164,7 @@ impl Payload {
             kind::HELLO => Ok(Content::Hello(
                 postcard::from_bytes(&self.content).map_err(decode_err)?,
             )),
+            kind::CHECKPOINT => Ok(Content::Checkpoint),
             code if text_kind_name(code).is_some() => Ok(Content::Text {
                 kind: code,
                 text: postcard::from_bytes(&self.content).map_err(decode_err)?,

@@ -129,6 +129,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
         }
         Command::Space(SpaceCommand::SafetyNumber) => space::safety_number(ctx, &mut out)?,
         Command::Space(SpaceCommand::Invite) => space::invite(ctx, &mut out)?,
+        Command::Space(SpaceCommand::Fingerprint) => verify::fingerprint(ctx, &mut out)?,
         Command::Space(SpaceCommand::Show { json }) => space::show(ctx, json, &mut out)?,
         Command::Log(LogCommand::Add { kind, text }) => log::add(ctx, &kind, &text.join(" "), &mut out)?,
         Command::Log(LogCommand::Correct { id, text }) => {

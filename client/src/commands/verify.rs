@@ -2,6 +2,7 @@
 
 use super::{Ctx, Paired};
 use crate::output::Output;
+use crate::timefmt;
 use anyhow::Result;
 use candor_shared::chain::LogHead;
 use candor_shared::entry::{Class, Entry};
@@ -60,6 +61,47 @@ pub fn verify(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
         }
         None => 0,
     };
+    // What each log's signed views say about the other (split views, backdating, withholding).
+    let findings = crate::checks::findings(&ctx.store, &paired, timefmt::now_ms())?;
+    let mut notices = Vec::new();
+    let mut evidence_ids: Vec<Vec<String>> = Vec::new();
+    for finding in &findings {
+        let ids: Vec<String> = finding.evidence.iter().map(|h| h.to_hex()).collect();
+        let line = format!(
+            "{} (evidence: {})",
+            finding.explanation,
+            ids.iter()
+                .map(|id| &id[..16])
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if finding.notice {
+            notices.push(line);
+        } else {
+            problems.push(line);
+            evidence_ids.push(ids);
+        }
+    }
+    // Entries refused at sync, kept as proof.
+    let kept = ctx.store.evidence()?;
+    for evidence in &kept {
+        let ids: Vec<String> = evidence
+            .entries
+            .iter()
+            .filter_map(|bytes| candor_shared::entry::id_of(bytes))
+            .map(|h| h.to_hex())
+            .collect();
+        problems.push(format!(
+            "refused at sync on {}: {} (kept as evidence: {})",
+            timefmt::short(evidence.time_ms),
+            evidence.reason,
+            ids.iter()
+                .map(|id| &id[..16])
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        evidence_ids.push(ids);
+    }
     if json {
         out.line(serde_json::to_string_pretty(&serde_json::json!({
             "ok": problems.is_empty(),
@@ -67,10 +109,12 @@ pub fn verify(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
             "mine": mine,
             "partner": theirs,
             "problems": problems,
+            "evidence": evidence_ids,
+            "notices": notices,
         }))?);
     } else if problems.is_empty() {
         out.line(format!(
-            "verified {} entries ({mine} yours, {theirs} your partner's): signatures, hash chains and encryption intact",
+            "verified {} entries ({mine} yours, {theirs} your partner's): signatures, hash chains, encryption and both devices' views intact",
             mine + theirs
         ));
     } else {
@@ -83,8 +127,29 @@ pub fn verify(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
             mine + theirs
         ));
     }
+    if !json {
+        for notice in &notices {
+            out.note(format!("notice: {notice}"));
+        }
+    }
     if !problems.is_empty() {
         out.code = 1;
     }
+    Ok(())
+}
+
+/// `candor space fingerprint`: a short number over both logs' heads, to compare in person.
+pub fn fingerprint(ctx: &Ctx, out: &mut Output) -> Result<()> {
+    let paired = ctx.paired()?;
+    let me = paired.identity.secrets.device_key();
+    let mut heads = Vec::new();
+    for author in std::iter::once(me).chain(paired.config.partner.map(|p| p.device)) {
+        let head = ctx.store.head(&author)?;
+        heads.push((author, head.count, head.hash));
+    }
+    out.line(candor_shared::audit::heads_fingerprint(
+        &paired.config.space,
+        &heads,
+    ));
     Ok(())
 }

@@ -51,9 +51,14 @@ pub enum SyncEvent {
     Pulled(Vec<PagedEntry>),
     /// Persist this pull cursor (emitted after the `Pulled` it covers).
     Cursor(u64),
-    /// The relay now durably holds this many more entries of this device's own log (entries it
-    /// lacked when sync began or after the last push).
-    Pushed(u64),
+    /// The relay now durably holds these entries of this device's own log (entries it lacked
+    /// when sync began or after the last push): `count` entries from seq `from`.
+    Pushed {
+        /// First seq.
+        from: u64,
+        /// How many.
+        count: u64,
+    },
     /// The relay holds less of the partner's log than this device verified: it lost data (or
     /// rolled it back). The machine re-uploads the missing entries; tell the person.
     RelayBehind {
@@ -446,7 +451,7 @@ impl SyncMachine {
         self.set_relay_count(author, from + count);
         if count > 0 {
             self.events.push_back(if author == self.me {
-                SyncEvent::Pushed(count)
+                SyncEvent::Pushed { from, count }
             } else {
                 SyncEvent::Restored(count)
             });

@@ -324,7 +324,7 @@ fn run_round(
                         SyncEvent::Restored(n) => devices[device].restored += n,
                         SyncEvent::RelayBehind { .. } => {}
                         SyncEvent::CursorReset => devices[device].cursor = 0,
-                        SyncEvent::Pushed(_) | SyncEvent::Idle => {}
+                        SyncEvent::Pushed { .. } | SyncEvent::Idle => {}
                     }
                 }
             }

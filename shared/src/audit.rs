@@ -1,0 +1,215 @@
+//! Auditing both logs for what a hash chain alone cannot catch: split views, backdating and
+//! withholding. Pure: the caller passes the headers it holds and the current time.
+//!
+//! Every entry carries its author's verified view of the partner's log (`partner_seen`: how many
+//! entries, and the id of the last). That turns each partner entry into a signed statement about
+//! *my* log, which this device can check against what it actually wrote:
+//!
+//! * **Split view.** The partner's device claims to have verified an entry of mine whose id differs
+//!   from the one I hold, or more entries than I wrote: someone (the relay, or a forged copy)
+//!   showed it a different history. The partner's signed entry is the proof.
+//! * **Rewritten partner log.** One of my entries recorded the id of the partner's entry I had
+//!   verified; if the partner's log I hold now has a different entry there, the partner's history
+//!   changed after I saw it.
+//! * **Backdating.** An author's times go backwards within their log, or an entry claims to be
+//!   written before an entry of mine it had already verified (clocks drift, so a tolerance
+//!   applies and these are flagged, not refused).
+//! * **Withholding.** My entries that the partner's device has still not confirmed after a while:
+//!   "your partner has not seen anything from you since …".
+
+use crate::entry::Header;
+use crate::{DeviceKey, EntryHash};
+use serde::Serialize;
+
+/// How far an author's clock may run behind before an entry is flagged as backdated.
+pub const CLOCK_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+/// How long entries may stay unconfirmed by the partner's device before a notice.
+pub const WITHHOLDING_NOTICE_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// One verified entry's header and id, as the audit sees it.
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    /// The entry id.
+    pub id: EntryHash,
+    /// Its public header.
+    pub header: Header,
+}
+
+/// What kind of problem a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// The partner's device was shown a different history of my log.
+    SplitView,
+    /// The partner's log differs from what I verified earlier.
+    RewrittenHistory,
+    /// Times run backwards, or before something the author had seen.
+    Backdated,
+    /// My entries are not confirmed by the partner's device for a long time (a notice).
+    Withheld,
+}
+
+/// A problem, explained, with the entries that prove it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What kind.
+    pub kind: FindingKind,
+    /// Plain-language explanation.
+    pub explanation: String,
+    /// Ids of the entries that are the evidence.
+    pub evidence: Vec<EntryHash>,
+    /// A notice (worth knowing) rather than proof of tampering.
+    pub notice: bool,
+}
+
+/// Checks what each log says about the other. `mine` and `theirs` are the two logs in seq order.
+pub fn audit(mine: &[AuditEntry], theirs: &[AuditEntry], now_ms: u64) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    views_of(
+        mine,
+        theirs,
+        "your partner's device",
+        "your",
+        FindingKind::SplitView,
+        &mut findings,
+    );
+    views_of(
+        theirs,
+        mine,
+        "your device",
+        "your partner's",
+        FindingKind::RewrittenHistory,
+        &mut findings,
+    );
+    for (log, whose) in [(mine, "your"), (theirs, "your partner's")] {
+        for pair in log.windows(2) {
+            if pair[1].header.time_ms + CLOCK_TOLERANCE_MS < pair[0].header.time_ms {
+                findings.push(Finding {
+                    kind: FindingKind::Backdated,
+                    explanation: format!(
+                        "{whose} entry {} is dated {} ms before the entry that precedes it ({}): \
+                         the clock went backwards or the entry was backdated",
+                        pair[1].header.seq,
+                        pair[0].header.time_ms - pair[1].header.time_ms,
+                        pair[0].header.seq
+                    ),
+                    evidence: vec![pair[0].id, pair[1].id],
+                    notice: false,
+                });
+            }
+        }
+    }
+    for (log, other, whose) in [(theirs, mine, "your partner's"), (mine, theirs, "your")] {
+        for entry in log {
+            let seen = entry.header.partner_seen.count;
+            let Some(seen_entry) = seen.checked_sub(1).and_then(|i| other.get(i as usize)) else {
+                continue;
+            };
+            if entry.header.time_ms + CLOCK_TOLERANCE_MS < seen_entry.header.time_ms {
+                findings.push(Finding {
+                    kind: FindingKind::Backdated,
+                    explanation: format!(
+                        "{whose} entry {} is dated before an entry it had already seen (seq {} of \
+                         the other log): it was backdated or its clock is far behind",
+                        entry.header.seq, seen_entry.header.seq
+                    ),
+                    evidence: vec![seen_entry.id, entry.id],
+                    notice: false,
+                });
+            }
+        }
+    }
+    let confirmed = theirs
+        .iter()
+        .map(|e| e.header.partner_seen.count)
+        .max()
+        .unwrap_or(0);
+    if let Some(first_unseen) = mine.get(confirmed as usize) {
+        if first_unseen.header.time_ms + WITHHOLDING_NOTICE_MS < now_ms {
+            findings.push(Finding {
+                kind: FindingKind::Withheld,
+                explanation: format!(
+                    "your partner's device has not confirmed seeing {} of your entries, the oldest \
+                     written more than a day ago: they may not have synced, or the relay may be \
+                     withholding them",
+                    mine.len() as u64 - confirmed
+                ),
+                evidence: vec![first_unseen.id],
+                notice: true,
+            });
+        }
+    }
+    findings
+}
+
+/// Checks the views `viewers` recorded of `viewed`.
+fn views_of(
+    viewed: &[AuditEntry],
+    viewers: &[AuditEntry],
+    viewer_name: &str,
+    viewed_name: &str,
+    kind: FindingKind,
+    findings: &mut Vec<Finding>,
+) {
+    for viewer in viewers {
+        let seen = viewer.header.partner_seen;
+        if seen.count == 0 {
+            continue;
+        }
+        match viewed.get((seen.count - 1) as usize) {
+            None if kind == FindingKind::SplitView => findings.push(Finding {
+                kind,
+                explanation: format!(
+                    "{viewer_name} signed that it verified {} of {viewed_name} entries, but only {} \
+                     exist: it was shown entries that were never written here",
+                    seen.count,
+                    viewed.len()
+                ),
+                evidence: vec![viewer.id],
+                notice: false,
+            }),
+            // This device may simply not have received those entries yet.
+            None => {}
+            Some(held) if held.id != seen.head => findings.push(Finding {
+                kind,
+                explanation: format!(
+                    "{viewer_name} signed that {viewed_name} entry {} has id {}, but the entry \
+                     held here has id {}: the two devices were shown different histories",
+                    seen.count - 1,
+                    seen.head.short(),
+                    held.id.short()
+                ),
+                evidence: vec![viewer.id, held.id],
+                notice: false,
+            }),
+            Some(_) => {}
+        }
+    }
+}
+
+/// A short fingerprint of both logs' heads, which partners compare in person after syncing:
+/// eight groups of five digits.
+pub fn heads_fingerprint(space: &crate::SpaceId, heads: &[(DeviceKey, u64, EntryHash)]) -> String {
+    let mut sorted = heads.to_vec();
+    sorted.sort_by_key(|(device, _, _)| *device);
+    let mut hasher = blake3::Hasher::new_derive_key("candor v1 heads fingerprint");
+    hasher.update(&space.0);
+    for (device, count, hash) in &sorted {
+        hasher.update(&device.0);
+        hasher.update(&count.to_be_bytes());
+        hasher.update(&hash.0);
+    }
+    let mut output = [0u8; 40];
+    hasher.finalize_xof().fill(&mut output);
+    output
+        .chunks_exact(5)
+        .map(|chunk| {
+            let value = chunk.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            format!("{:05}", value % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests;
