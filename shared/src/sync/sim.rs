@@ -2,6 +2,7 @@
 //! drops, duplicates and reorders messages. Both devices must end with the same two logs.
 
 use super::*;
+use crate::audit::{audit, AuditEntry};
 use crate::entry::{Class, Draft, Entry, PartnerSeen};
 use crate::invite::{member_proof, InviteSecret};
 use crate::keys::{DeviceSecrets, SpaceKey, AUTH_SIGNATURE_PREFIX};
@@ -357,6 +358,17 @@ fn simulate(seed: u64, writes_a: usize, writes_b: usize) {
     assert_eq!(a.own.len(), writes_a + 1);
     assert_eq!(b.own.len(), writes_b + 1);
     assert_eq!(a.restored + b.restored, 0, "an honest relay lost nothing");
+    // Honest schedules never raise a finding on either device.
+    let view = |log: &Vec<Entry>| -> Vec<AuditEntry> {
+        log.iter()
+            .map(|e| AuditEntry {
+                id: e.hash,
+                header: e.header.clone(),
+            })
+            .collect()
+    };
+    assert_eq!(audit(&view(&a.own), &view(&a.partner), 10_000), vec![]);
+    assert_eq!(audit(&view(&b.own), &view(&b.partner), 10_000), vec![]);
 }
 
 #[test]
