@@ -21,7 +21,7 @@ fn card(d: &DeviceSecrets, key: &SpaceKey) -> MemberCard {
     }
 }
 
-fn login(relay: &Relay<MemoryStore>, d: &DeviceSecrets) -> Session {
+fn login<S: RelayStore>(relay: &Relay<S>, d: &DeviceSecrets) -> Session {
     let mut session = Session::new(EXPORTER);
     let Response::Challenge { nonce } = relay
         .handle_request(&mut session, Request::Hello { version: 1 }, [3; 32])
@@ -473,31 +473,11 @@ fn entries_are_served_only_once_flushed() {
     let record = memory_relay.store().space(&SPACE).unwrap().unwrap();
     let relay = Relay::new(Flushed(MemoryStore::default()));
     relay.store().put_space(&SPACE, &record).unwrap();
-    let login_to = |d: &DeviceSecrets| {
-        let mut session = Session::new(EXPORTER);
-        let Response::Challenge { nonce } = relay
-            .handle_request(&mut session, Request::Hello { version: 1 }, [3; 32])
-            .response
-        else {
-            panic!()
-        };
-        let signature = d
-            .sign(
-                AUTH_SIGNATURE_PREFIX,
-                &auth_message(&nonce, &EXPORTER, &d.device_key()),
-            )
-            .to_vec();
-        relay.handle_request(
-            &mut session,
-            Request::Authenticate {
-                device: d.device_key(),
-                signature,
-            },
-            [0; 32],
-        );
-        session
-    };
-    let (a, mut sa, mut sb) = (device(1), login_to(&device(1)), login_to(&device(2)));
+    let (a, mut sa, mut sb) = (
+        device(1),
+        login(&relay, &device(1)),
+        login(&relay, &device(2)),
+    );
     let e0 = entry(&a, &key, 0, EntryHash::ZERO, "zero");
     let pushed = relay.handle_request(
         &mut sa,
