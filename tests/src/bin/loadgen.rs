@@ -164,6 +164,25 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system) used so far by process `pid`, and by this process.
+fn cpu_secs(pid: u32) -> f64 {
+    let ticks = |path: String| -> f64 {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|stat| {
+                // Fields after the command name (which is in parentheses).
+                let rest = stat.rsplit_once(')')?.1;
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let utime: f64 = fields.get(11)?.parse().ok()?;
+                let stime: f64 = fields.get(12)?.parse().ok()?;
+                Some(utime + stime)
+            })
+            .unwrap_or(0.0)
+    };
+    // Linux reports in clock ticks of 1/100 s on every common configuration.
+    ticks(format!("/proc/{pid}/stat")) / 100.0
+}
+
 fn random<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     getrandom::getrandom(&mut out).unwrap_or_default();
@@ -455,6 +474,7 @@ async fn main() -> Result<()> {
     let per_pair = args.ingest_entries.div_ceil(spaces);
     let ingest_entries = seal_all(&mut pairs, per_pair, args.text_bytes)?;
     let stored = Arc::new(AtomicU64::new(0));
+    let (relay_cpu, own_cpu) = (cpu_secs(pid), cpu_secs(std::process::id()));
     let phase = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, entries) in ingest_entries.into_iter().enumerate() {
@@ -490,11 +510,14 @@ async fn main() -> Result<()> {
     let n = stored.load(Ordering::Relaxed);
     println!(
         "ingest: {n} entries durably acknowledged in {secs:.2} s = {:.0} entries/s \
-         (batches of {}, {} concurrent writers); relay RSS {:.1} MiB",
+         (batches of {}, {} concurrent writers); relay RSS {:.1} MiB; CPU used: relay {:.0}%, \
+         loadgen {:.0}% of one core",
         n as f64 / secs,
         args.batch,
         spaces,
-        rss_mib(pid)
+        rss_mib(pid),
+        (cpu_secs(pid) - relay_cpu) / secs * 100.0,
+        (cpu_secs(std::process::id()) - own_cpu) / secs * 100.0,
     );
     readers.abort_all();
     Ok(())
