@@ -9,6 +9,7 @@
 //! The binaries are found next to the test executable (`target/<profile>/`), where
 //! `cargo test --workspace` builds them.
 
+pub mod evil;
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
