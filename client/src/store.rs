@@ -69,6 +69,7 @@ const META_SPACE: &[u8] = b"space";
 const META_CURSOR: &[u8] = b"cursor";
 const META_LEFT: &[u8] = b"left";
 const META_FROZEN: &[u8] = b"frozen";
+const META_ACKED: &[u8] = b"acked_own";
 
 /// Entries this device refused, kept as evidence with the reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,6 +258,28 @@ impl Store {
             .meta
             .get(META_FROZEN)?
             .is_some_and(|v| v.as_ref() == author.0))
+    }
+
+    /// How many entries of this device's own log the relay has acknowledged as durable.
+    pub fn acknowledged_own(&self) -> Result<u64, StoreError> {
+        Ok(match self.meta.get(META_ACKED)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("acknowledged count".into()))?,
+            ),
+            None => 0,
+        })
+    }
+
+    /// Records that the relay acknowledged own entries up to `count` (never lowers it). Not
+    /// flushed: a lost update only means a later notice is missed.
+    pub fn set_acknowledged_own(&self, count: u64) -> Result<(), StoreError> {
+        let _guard = self.lock();
+        if count > self.acknowledged_own()? {
+            self.meta.insert(META_ACKED, &count.to_be_bytes())?;
+        }
+        Ok(())
     }
 
     /// The pull cursor.

@@ -25,6 +25,8 @@ pub struct SyncReport {
     pub pulled: u64,
     /// Partner entries re-uploaded to a relay that had lost them.
     pub restored: u64,
+    /// Own entries re-uploaded to a relay that had acknowledged and then lost them.
+    pub restored_own: u64,
     /// Things the person should know that are not errors.
     pub notices: Vec<String>,
 }
@@ -38,6 +40,7 @@ impl SyncReport {
                     "pushed": self.pushed,
                     "pulled": self.pulled,
                     "restored": self.restored,
+                    "restored_own": self.restored_own,
                     "notices": self.notices,
                 })
                 .to_string(),
@@ -158,12 +161,28 @@ async fn drive(
                     store.flush()?;
                 }
                 SyncEvent::Pushed { from, count } => {
-                    // Count what the person wrote, not protocol bookkeeping.
+                    // Count what the person wrote, not protocol bookkeeping; entries the relay
+                    // had acknowledged before and lost are re-uploads, not news.
+                    let acknowledged = store.acknowledged_own()?;
                     for item in store.log_entries(&me, from).take(count as usize) {
-                        let (_, bytes) = item?;
-                        if !candor_shared::entry::peek_is_control(&bytes) {
+                        let (seq, bytes) = item?;
+                        if seq < acknowledged {
+                            report.restored_own += 1;
+                        } else if !candor_shared::entry::peek_is_control(&bytes) {
                             report.pushed += 1;
                         }
+                    }
+                    store.set_acknowledged_own(from + count)?;
+                }
+                SyncEvent::OwnBehind { relay, .. } => {
+                    let acknowledged = store.acknowledged_own()?;
+                    if relay < acknowledged {
+                        report.notices.push(format!(
+                            "notice: the relay had lost {} of your entries it had acknowledged \
+                             (it holds {relay} of {acknowledged}): it was restored from a backup \
+                             or rolled back; this device uploads them again",
+                            acknowledged - relay
+                        ));
                     }
                 }
                 SyncEvent::RelayBehind { ours, relay, .. } => report.notices.push(format!(

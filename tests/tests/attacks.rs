@@ -575,10 +575,8 @@ fn honest_exchanges_never_raise_an_alarm() -> Result<()> {
     Ok(())
 }
 
-/// Documents a gap (see the ignore reason): the relay rolls back this device's *own* log.
+/// Rollback of this device's *own* log: re-uploaded, reported as a notice, not counted as news.
 #[test]
-#[ignore = "product gap: when the relay rolls back a device's OWN log, `candor sync` re-uploads \
-            silently, gives no notice, and reports the re-upload as newly pushed entries"]
 fn rolled_back_own_log_is_reported() -> Result<()> {
     let c = Couple::new()?;
     let old_heads = c.evil.heads(&c.space)?;
@@ -591,8 +589,7 @@ fn rolled_back_own_log_is_reported() -> Result<()> {
     assert!(c.evil.hits() > 0);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    // The entries are healed either way; what the person is told is wrong: Sam wrote nothing
-    // since the last sync, yet this prints "pushed 1", and the rollback goes unmentioned.
+    // Sam wrote nothing since the last sync: the re-upload is a repair, told as a notice.
     assert_eq!(c.sam.texts()?, ["Sam's note"]);
     assert_eq!(text(&out.stdout).trim(), "pushed 0, pulled 0");
     assert_contains(&stderr, &["notice", "lost"]);

@@ -71,6 +71,15 @@ pub enum SyncEvent {
     },
     /// The relay again holds this many of the partner's entries that it had lost.
     Restored(u64),
+    /// The relay holds `relay` entries of this device's own log, fewer than the `ours` this
+    /// device holds; the missing ones will be pushed. Whether the relay had acknowledged them
+    /// before (and so lost them) only the driver knows.
+    OwnBehind {
+        /// Entries of the own log this device holds.
+        ours: u64,
+        /// Entries of it the relay holds.
+        relay: u64,
+    },
     /// The relay's cursors no longer match this device's (it was restored from a backup or lost
     /// data): persist cursor 0; everything is pulled again and entries already held are skipped.
     CursorReset,
@@ -406,6 +415,9 @@ impl SyncMachine {
         let relay = self.relay_count(&self.me);
         if relay > ours {
             return Err(SyncError::AheadOfUs { ours, relay });
+        }
+        if relay < ours {
+            self.events.push_back(SyncEvent::OwnBehind { ours, relay });
         }
         if let Some(partner) = self.partner {
             let ours = local.count(&partner).map_err(local_err)?;

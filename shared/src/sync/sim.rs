@@ -325,7 +325,9 @@ fn run_round(
                         SyncEvent::Restored(n) => devices[device].restored += n,
                         SyncEvent::RelayBehind { .. } => {}
                         SyncEvent::CursorReset => devices[device].cursor = 0,
-                        SyncEvent::Pushed { .. } | SyncEvent::Idle => {}
+                        SyncEvent::Pushed { .. }
+                        | SyncEvent::OwnBehind { .. }
+                        | SyncEvent::Idle => {}
                     }
                 }
             }
