@@ -414,6 +414,73 @@ impl RelayStore for SledStore {
         Ok(cursor)
     }
 
+    /// One transaction for a whole push: every entry and hash, each author's head and the space's
+    /// usage written once. Fewer, larger writes are what lets concurrent pushes share flushes.
+    fn append_batch(
+        &self,
+        space: &SpaceId,
+        batch: &[(Entry, Vec<u8>)],
+    ) -> Result<Vec<u64>, StoreError> {
+        let first = self
+            .last_cursor(space)?
+            .checked_add(1)
+            .ok_or(StoreError::CursorsExhausted(*space))?;
+        let count = batch.len() as u64;
+        first
+            .checked_add(count)
+            .ok_or(StoreError::CursorsExhausted(*space))?;
+        let added: u64 = batch.iter().map(|(_, bytes)| bytes.len() as u64).sum();
+        tx_result(
+            (&self.entries, &self.hashes, &self.heads, &self.usage).transaction(
+                |(entries, hashes, heads, usage)| {
+                    let mut new_heads: Vec<([u8; 48], LogHead)> = Vec::new();
+                    for (offset, (entry, bytes)) in batch.iter().enumerate() {
+                        let author = entry.header.author;
+                        let key = head_key(space, &author);
+                        let head = match new_heads.iter().find(|(k, _)| *k == key) {
+                            Some((_, head)) => *head,
+                            None => match heads.get(&key[..])? {
+                                Some(old) => decode_head(&old)
+                                    .map_err(ConflictableTransactionError::Abort)?,
+                                None => LogHead::default(),
+                            },
+                        };
+                        let advanced = head.advanced(entry.hash);
+                        match new_heads.iter_mut().find(|(k, _)| *k == key) {
+                            Some((_, slot)) => *slot = advanced,
+                            None => new_heads.push((key, advanced)),
+                        }
+                        entries.insert(
+                            &entry_key(space, first + offset as u64)[..],
+                            bytes.as_slice(),
+                        )?;
+                        hashes.insert(
+                            &hash_key(space, &author, entry.header.seq)[..],
+                            &entry.hash.0[..],
+                        )?;
+                    }
+                    for (key, head) in &new_heads {
+                        let encoded =
+                            encode_head(head).map_err(ConflictableTransactionError::Abort)?;
+                        heads.insert(&key[..], encoded)?;
+                    }
+                    let used = match usage.get(&space_key(space)[..])? {
+                        Some(old) => {
+                            decode_usage(&old).map_err(ConflictableTransactionError::Abort)?
+                        }
+                        None => 0,
+                    };
+                    usage.insert(
+                        &space_key(space)[..],
+                        &used.saturating_add(added).to_be_bytes()[..],
+                    )?;
+                    Ok(())
+                },
+            ),
+        )?;
+        Ok((first..first + count).collect())
+    }
+
     fn space_bytes(&self, space: &SpaceId) -> Result<u64, StoreError> {
         match self.usage.get(space_key(space))? {
             Some(bytes) => decode_usage(&bytes),

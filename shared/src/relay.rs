@@ -124,6 +124,19 @@ pub trait RelayStore {
     fn space_bytes(&self, space: &SpaceId) -> Result<u64, Self::Error>;
     /// Appends an entry that extends its author's log; returns its cursor (1, 2, …).
     fn append(&self, space: &SpaceId, entry: &Entry, bytes: &[u8]) -> Result<u64, Self::Error>;
+    /// Appends entries (each extending its author's log, in order) as one atomic write; returns
+    /// their cursors. The default appends one by one; stores override it to write a push in a
+    /// single transaction.
+    fn append_batch(
+        &self,
+        space: &SpaceId,
+        entries: &[(Entry, Vec<u8>)],
+    ) -> Result<Vec<u64>, Self::Error> {
+        entries
+            .iter()
+            .map(|(entry, bytes)| self.append(space, entry, bytes))
+            .collect()
+    }
     /// Keeps a conflicting entry (a second entry at a held seq) as evidence.
     fn record_conflict(
         &self,
@@ -641,29 +654,79 @@ impl<S: RelayStore> Relay<S> {
             0
         };
         let mut over_quota = None;
+        // Classify every entry against the heads as they will be once the earlier entries of
+        // this push are stored, then store all that fit in one write.
+        let mut pending: Vec<(Entry, Vec<u8>)> = Vec::new();
+        let mut pending_heads: HashMap<DeviceKey, LogHead> = HashMap::new();
         for (bytes, entry) in parsed {
             let outcome = match entry {
                 Err(reason) => PushOutcome::Rejected { reason },
-                Ok(entry) => match self.push_one(&record, &space, entry, &bytes, quota, used)? {
-                    Some(outcome) => outcome,
-                    None => {
-                        over_quota = Some(bytes.len());
-                        break;
+                Ok(entry) => {
+                    let author = entry.header.author;
+                    if !record.is_member(&author) {
+                        PushOutcome::Rejected {
+                            reason: format!(
+                                "author {} is not a member of this space",
+                                author.short()
+                            ),
+                        }
+                    } else {
+                        let head = match pending_heads.get(&author) {
+                            Some(head) => *head,
+                            None => self.store.head(&space, &author)?,
+                        };
+                        match head.classify(&space, &entry.header) {
+                            Ok(Fit::Next) => {
+                                if quota > 0 && used.saturating_add(bytes.len() as u64) > quota {
+                                    over_quota = Some(bytes.len());
+                                    break;
+                                }
+                                used = used.saturating_add(bytes.len() as u64);
+                                pending_heads.insert(author, head.advanced(entry.hash));
+                                pending.push((entry, bytes));
+                                // The cursor is filled in once the batch is stored.
+                                PushOutcome::Stored { cursor: 0 }
+                            }
+                            Ok(Fit::AlreadyHeld) => {
+                                let held = match pending.iter().find(|(e, _)| {
+                                    e.header.author == author && e.header.seq == entry.header.seq
+                                }) {
+                                    Some((e, _)) => Some(e.hash),
+                                    None => {
+                                        self.store.hash_at(&space, &author, entry.header.seq)?
+                                    }
+                                };
+                                if held == Some(entry.hash) {
+                                    PushOutcome::Duplicate
+                                } else {
+                                    self.store.record_conflict(&space, &entry, &bytes)?;
+                                    PushOutcome::Conflict
+                                }
+                            }
+                            Err(e) => PushOutcome::Rejected {
+                                reason: e.to_string(),
+                            },
+                        }
                     }
-                },
-            };
-            match outcome {
-                PushOutcome::Stored { cursor } => {
-                    last_cursor = Some(cursor);
-                    flush = true;
-                    used = used.saturating_add(bytes.len() as u64);
                 }
+            };
+            if matches!(outcome, PushOutcome::Conflict | PushOutcome::Duplicate) {
                 // A duplicate may be the retry of a push whose flush has not completed yet: it
                 // is acknowledged as held, so it too waits for a flush.
-                PushOutcome::Conflict | PushOutcome::Duplicate => flush = true,
-                PushOutcome::Rejected { .. } => {}
+                flush = true;
             }
             outcomes.push(outcome);
+        }
+        if !pending.is_empty() {
+            let cursors = self.store.append_batch(&space, &pending)?;
+            let mut cursors = cursors.into_iter();
+            for outcome in outcomes.iter_mut() {
+                if let PushOutcome::Stored { cursor } = outcome {
+                    *cursor = cursors.next().unwrap_or(0);
+                    last_cursor = Some(*cursor);
+                }
+            }
+            flush = true;
         }
         if let Some(cursor) = last_cursor {
             let mut durability = self.durability.lock().unwrap_or_else(|p| p.into_inner());
@@ -700,45 +763,6 @@ impl<S: RelayStore> Relay<S> {
             notify: last_cursor.map(|cursor| (space, cursor)),
             ..Handled::reply(response)
         })
-    }
-
-    /// The outcome of one verified entry; `None` if storing it would exceed the quota.
-    fn push_one(
-        &self,
-        record: &SpaceRecord,
-        space: &SpaceId,
-        entry: Entry,
-        bytes: &[u8],
-        quota: u64,
-        used: u64,
-    ) -> Result<Option<PushOutcome>, S::Error> {
-        let author = entry.header.author;
-        if !record.is_member(&author) {
-            return Ok(Some(PushOutcome::Rejected {
-                reason: format!("author {} is not a member of this space", author.short()),
-            }));
-        }
-        let head = self.store.head(space, &author)?;
-        Ok(Some(match head.classify(space, &entry.header) {
-            Ok(Fit::Next) if quota > 0 && used.saturating_add(bytes.len() as u64) > quota => {
-                return Ok(None)
-            }
-            Ok(Fit::Next) => PushOutcome::Stored {
-                cursor: self.store.append(space, &entry, bytes)?,
-            },
-            Ok(Fit::AlreadyHeld) => {
-                let held = self.store.hash_at(space, &author, entry.header.seq)?;
-                if held == Some(entry.hash) {
-                    PushOutcome::Duplicate
-                } else {
-                    self.store.record_conflict(space, &entry, bytes)?;
-                    PushOutcome::Conflict
-                }
-            }
-            Err(e) => PushOutcome::Rejected {
-                reason: e.to_string(),
-            },
-        }))
     }
 }
 
