@@ -373,45 +373,11 @@ impl RelayStore for SledStore {
     }
 
     fn append(&self, space: &SpaceId, entry: &Entry, bytes: &[u8]) -> Result<u64, StoreError> {
-        let cursor = self
-            .last_cursor(space)?
-            .checked_add(1)
-            .ok_or(StoreError::CursorsExhausted(*space))?;
-        let author = entry.header.author;
-        let head_key = head_key(space, &author);
-        let added = bytes.len() as u64;
-        tx_result(
-            (&self.entries, &self.hashes, &self.heads, &self.usage).transaction(
-                |(entries, hashes, heads, usage)| {
-                    let head = match heads.get(&head_key[..])? {
-                        Some(old) => {
-                            decode_head(&old).map_err(ConflictableTransactionError::Abort)?
-                        }
-                        None => LogHead::default(),
-                    };
-                    let new_head = encode_head(&head.advanced(entry.hash))
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    entries.insert(&entry_key(space, cursor)[..], bytes)?;
-                    hashes.insert(
-                        &hash_key(space, &author, entry.header.seq)[..],
-                        &entry.hash.0[..],
-                    )?;
-                    heads.insert(&head_key[..], new_head)?;
-                    let used = match usage.get(&space_key(space)[..])? {
-                        Some(old) => {
-                            decode_usage(&old).map_err(ConflictableTransactionError::Abort)?
-                        }
-                        None => 0,
-                    };
-                    usage.insert(
-                        &space_key(space)[..],
-                        &used.saturating_add(added).to_be_bytes()[..],
-                    )?;
-                    Ok(())
-                },
-            ),
-        )?;
-        Ok(cursor)
+        let cursors = self.append_batch(space, &[(entry.clone(), bytes.to_vec())])?;
+        cursors
+            .first()
+            .copied()
+            .ok_or(StoreError::CursorsExhausted(*space))
     }
 
     /// One transaction for a whole push: every entry and hash, each author's head and the space's
