@@ -501,6 +501,14 @@ impl FrameReader {
     }
 }
 
+/// The QUIC client configuration devices use, pinned to `fingerprint`: for tools and tests that
+/// speak the wire protocol directly (e.g. to send malformed frames to a relay).
+pub fn pinned_client_config(
+    fingerprint: &RelayFingerprint,
+) -> Result<quinn::ClientConfig, NetError> {
+    client_config(fingerprint, Arc::new(OnceLock::new()))
+}
+
 /// Builds the QUIC client configuration: TLS 1.3 only, ring provider, pinned certificate,
 /// ALPN `candor/1`, no session resumption (so the pin is checked on every connection).
 fn client_config(
