@@ -144,6 +144,11 @@ async fn drive(
                             Err(StoreError::Refused(IncomingError::Chain(ChainError::Gap {
                                 ..
                             }))) if machine.restart_pull() => break,
+                            Err(StoreError::Frozen) => bail!(
+                                "refused the entry at relay position {}: {}",
+                                paged.cursor,
+                                StoreError::Frozen
+                            ),
                             Err(e) => {
                                 keep_evidence(store, &paged.entry, &e)?;
                                 bail!(
@@ -193,8 +198,9 @@ async fn drive(
                 SyncEvent::CursorReset => {
                     store.set_cursor(0)?;
                     report.notices.push(
-                        "notice: the relay's history positions changed (restored from a backup?); \
-                         pulling everything again to be sure nothing is missed"
+                        "notice: the relay served entries out of its usual order (it was restored \
+                         from a backup, or had held entries back); pulling everything again so \
+                         nothing is missed"
                             .into(),
                     );
                 }
@@ -216,9 +222,6 @@ async fn drive(
 /// Keeps a refused entry as evidence; for two signed versions of one entry, keeps both and
 /// freezes that author's log.
 fn keep_evidence(store: &Store, bytes: &[u8], error: &StoreError) -> Result<()> {
-    if matches!(error, StoreError::Frozen) {
-        return Ok(());
-    }
     let mut entries = vec![bytes.to_vec()];
     if let StoreError::Refused(IncomingError::Equivocation { .. }) = error {
         if let Some((author, seq)) = candor_shared::entry::peek_author_seq(bytes) {

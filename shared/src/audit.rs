@@ -119,6 +119,25 @@ pub fn audit(mine: &[AuditEntry], theirs: &[AuditEntry], now_ms: u64) -> Vec<Fin
             }
         }
     }
+    // Several entries may carry the same wrong view: explain each problem once, with all of the
+    // entries that show it as evidence.
+    let mut merged: Vec<Finding> = Vec::new();
+    for finding in findings {
+        match merged
+            .iter_mut()
+            .find(|m| m.kind == finding.kind && m.explanation == finding.explanation)
+        {
+            Some(m) => {
+                for id in finding.evidence {
+                    if !m.evidence.contains(&id) {
+                        m.evidence.push(id);
+                    }
+                }
+            }
+            None => merged.push(finding),
+        }
+    }
+    let mut findings = merged;
     let confirmed = theirs
         .iter()
         .map(|e| e.header.partner_seen.count)

@@ -125,3 +125,19 @@ fn the_heads_fingerprint_changes_with_any_head() {
     );
     assert_eq!(a.split(' ').count(), 8);
 }
+
+#[test]
+fn the_same_wrong_view_is_explained_once_with_all_its_evidence() {
+    let (mine, mut theirs) = honest();
+    theirs[1].header.partner_seen.head = EntryHash([9; 32]);
+    let mut again = theirs[1].clone();
+    again.id = EntryHash([8; 32]);
+    again.header.seq = 2;
+    theirs.push(again);
+    let findings = audit(&mine, &theirs, T0 + HOUR);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        findings[0].evidence,
+        vec![theirs[1].id, mine[1].id, theirs[2].id]
+    );
+}
