@@ -123,6 +123,24 @@ fn paired() -> (Relay<MemoryStore>, Session, Session, SpaceKey) {
     (relay, sa, sb, key)
 }
 
+/// Joins `SPACE` with the invite `paired` created (secret `[5; 32]`).
+fn join_with_invite(
+    relay: &Relay<MemoryStore>,
+    session: &mut Session,
+    d: &DeviceSecrets,
+    key: &SpaceKey,
+) -> Handled {
+    relay.handle_request(
+        session,
+        Request::Join {
+            space: SPACE,
+            token: InviteSecret([5; 32]).token(),
+            member: card(d, key),
+        },
+        [0; 32],
+    )
+}
+
 fn push(relay: &Relay<MemoryStore>, s: &mut Session, entries: &[&Entry]) -> Vec<PushOutcome> {
     let handled = relay.handle_request(
         s,
@@ -206,15 +224,7 @@ fn invite_works_once_and_changes_nothing_the_second_time() {
     let before = relay.store().space(&SPACE).unwrap();
     let c = device(3);
     let mut sc = login(&relay, &c);
-    let again = relay.handle_request(
-        &mut sc,
-        Request::Join {
-            space: SPACE,
-            token: InviteSecret([5; 32]).token(),
-            member: card(&c, &key),
-        },
-        [0; 32],
-    );
+    let again = join_with_invite(&relay, &mut sc, &c, &key);
     assert!(matches!(
         again.response,
         Response::Error {
@@ -522,15 +532,7 @@ fn entries_are_served_only_once_flushed() {
 fn a_lost_join_answer_can_be_retried_by_the_same_device_only() {
     let (relay, _, mut sb, key) = paired();
     let b = device(2);
-    let again = relay.handle_request(
-        &mut sb,
-        Request::Join {
-            space: SPACE,
-            token: InviteSecret([5; 32]).token(),
-            member: card(&b, &key),
-        },
-        [0; 32],
-    );
+    let again = join_with_invite(&relay, &mut sb, &b, &key);
     assert!(
         matches!(again.response, Response::Joined { .. }),
         "{:?}",
@@ -548,15 +550,7 @@ fn a_lost_join_answer_can_be_retried_by_the_same_device_only() {
             .sealed_space_key,
         None
     );
-    let late = relay.handle_request(
-        &mut sb,
-        Request::Join {
-            space: SPACE,
-            token: InviteSecret([5; 32]).token(),
-            member: card(&b, &key),
-        },
-        [0; 32],
-    );
+    let late = join_with_invite(&relay, &mut sb, &b, &key);
     assert!(matches!(
         late.response,
         Response::Error {
