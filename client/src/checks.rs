@@ -5,8 +5,8 @@
 use crate::commands::{random, Paired};
 use crate::store::{LogWriter, Store, StoreError};
 use candor_shared::audit::{audit, AuditEntry, Finding};
-use candor_shared::entry::{id_of, Class, Header, HEADER_LEN};
-use candor_shared::payload::Payload;
+use candor_shared::entry::{id_of, Entry, Header, HEADER_LEN};
+use candor_shared::payload::{Checkpoint, Content};
 use candor_shared::DeviceKey;
 
 /// The headers and ids of a stored log. Stored entries were verified before they were stored,
@@ -64,12 +64,13 @@ pub fn checkpoint_if_behind(store: &Store, paired: &Paired) -> anyhow::Result<bo
             .map_or(0, |h| h.partner_seen.count),
         None => 0,
     };
-    // Only entries the partner wrote (not their own checkpoints) call for a checkpoint; otherwise
-    // two devices would answer each other's checkpoints for ever.
+    // Only entries the partner wrote (not their own checkpoints) call for a checkpoint, unless a
+    // checkpoint asks to be countersigned; otherwise two devices would answer each other's
+    // checkpoints for ever.
     let mut unacknowledged = false;
     for item in store.log_entries(&partner.device, recorded) {
         let (_, bytes) = item?;
-        if !candor_shared::entry::peek_is_control(&bytes) {
+        if !candor_shared::entry::peek_is_control(&bytes) || asks_countersign(&bytes, paired) {
             unacknowledged = true;
             break;
         }
@@ -77,17 +78,41 @@ pub fn checkpoint_if_behind(store: &Store, paired: &Paired) -> anyhow::Result<bo
     if !unacknowledged {
         return Ok(false);
     }
+    write_checkpoint(store, paired, false)?;
+    Ok(true)
+}
+
+/// Whether a stored partner entry is a checkpoint asking this device to countersign it.
+fn asks_countersign(bytes: &[u8], paired: &Paired) -> bool {
+    let Ok(entry) = Entry::from_bytes(bytes) else {
+        return false;
+    };
+    matches!(
+        entry.open(&paired.key).map(|p| p.content()),
+        Ok(Ok(Content::Checkpoint(Some(Checkpoint {
+            countersign: true,
+            ..
+        }))))
+    )
+}
+
+/// Appends a checkpoint to this device's log: its header records the partner head this device
+/// verified, its content the Merkle root of the own log before it.
+pub fn write_checkpoint(
+    store: &Store,
+    paired: &Paired,
+    countersign: bool,
+) -> anyhow::Result<Entry> {
     let nonce = random::<24>()?;
-    store.append_own(
+    Ok(store.append_checkpoint(
         &LogWriter {
             author: &paired.identity.secrets,
             space: &paired.config.space,
             key: &paired.key,
-            partner: Some(&partner.device),
+            partner: paired.config.partner.as_ref().map(|p| &p.device),
         },
-        vec![(Class::Control, Payload::checkpoint())],
+        countersign,
         crate::timefmt::now_ms(),
         || nonce,
-    )?;
-    Ok(true)
+    )?)
 }

@@ -9,6 +9,8 @@
 //! * `meta`: the space configuration, the pull cursor, whether this device left the space.
 //! * `local`: text that never leaves this device (the details of busy-only plans).
 //! * `evidence`: entries refused at sync (forged, out of place, equivocated), kept as proof.
+//! * `merkle`: author (32) → the [`Frontier`] of that author's log as far as it was last
+//!   computed: a cache that lets checkpoint roots be computed and checked in O(new entries).
 //!
 //! Every write path flushes before it reports success, so an entry the CLI said it wrote survives
 //! a crash (see SECURITY.md for what sled's flush guarantees).
@@ -17,7 +19,8 @@ use candor_shared::chain::LogHead;
 use candor_shared::entry::{Class, Draft, Entry, EntryError, PartnerSeen};
 use candor_shared::invite::RelayFingerprint;
 use candor_shared::keys::{DevicePublic, DeviceSecrets, SpaceKey};
-use candor_shared::payload::Payload;
+use candor_shared::merkle::{Frontier, TreeHash};
+use candor_shared::payload::{Checkpoint, Payload};
 use candor_shared::sync::{verify_incoming, Incoming, IncomingError, LocalLog, LogKeys};
 use candor_shared::{DeviceKey, EntryHash, SpaceId};
 use serde::{Deserialize, Serialize};
@@ -43,7 +46,7 @@ pub enum StoreError {
     #[error(transparent)]
     Refused(#[from] IncomingError),
     /// The author's log is frozen after proof of equivocation.
-    #[error("your partner's log is frozen: their device signed two different entries at one position (see `candor verify`)")]
+    #[error("your partner's log is frozen: their device signed two different entries at one position, or vouched for a history other than the one it signed (see `candor verify`)")]
     Frozen,
     /// The transaction failed.
     #[error("transaction failed: {0}")]
@@ -92,6 +95,7 @@ pub struct Store {
     meta: sled::Tree,
     local: sled::Tree,
     evidence: sled::Tree,
+    merkle: sled::Tree,
     writes: Mutex<()>,
 }
 
@@ -142,6 +146,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             local: db.open_tree("local")?,
             evidence: db.open_tree("evidence")?,
+            merkle: db.open_tree("merkle")?,
             db,
             writes: Mutex::new(()),
         })
@@ -393,6 +398,48 @@ impl Store {
         writer: &LogWriter<'_>,
         items: Vec<(Class, Payload)>,
         now_ms: u64,
+        nonce: impl FnMut() -> [u8; 24],
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.append_own_with(writer, |_| Ok(items), now_ms, nonce)
+    }
+
+    /// Appends a checkpoint whose Merkle root covers exactly the own entries before it (computed
+    /// under the write lock, so no concurrent write can slip in between); returns it.
+    pub fn append_checkpoint(
+        &self,
+        writer: &LogWriter<'_>,
+        countersign: bool,
+        now_ms: u64,
+        nonce: impl FnMut() -> [u8; 24],
+    ) -> Result<Entry, StoreError> {
+        let me = writer.author.device_key();
+        let written = self.append_own_with(
+            writer,
+            |store| {
+                let own_root = store.log_root(&me, store.head(&me)?.count)?;
+                Ok(vec![(
+                    Class::Control,
+                    Payload::checkpoint(&Checkpoint {
+                        own_root,
+                        countersign,
+                    }),
+                )])
+            },
+            now_ms,
+            nonce,
+        )?;
+        written
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("checkpoint was not written".into()))
+    }
+
+    /// Seals the items `items` returns (called under the write lock) and appends them.
+    fn append_own_with(
+        &self,
+        writer: &LogWriter<'_>,
+        items: impl FnOnce(&Self) -> Result<Vec<(Class, Payload)>, StoreError>,
+        now_ms: u64,
         mut nonce: impl FnMut() -> [u8; 24],
     ) -> Result<Vec<Entry>, StoreError> {
         let LogWriter {
@@ -402,6 +449,7 @@ impl Store {
             partner,
         } = writer;
         let _guard = self.lock();
+        let items = items(self)?;
         let me = author.device_key();
         let mut head = self.head(&me)?;
         let partner_seen = match partner {
@@ -476,12 +524,79 @@ impl Store {
         }
         match verdict? {
             Incoming::AlreadyHeld => Ok(None),
-            Incoming::New { entry, .. } => {
+            Incoming::New { entry, payload } => {
+                if let Some(payload) = &payload {
+                    let (author, seq) = (entry.header.author, entry.header.seq);
+                    check_checkpoint(&author, seq, payload, || self.log_root(&author, seq))??;
+                }
                 self.insert_entries(std::slice::from_ref(&entry))?;
                 Ok(Some(*entry))
             }
         }
     }
+}
+
+impl Store {
+    /// The Merkle root over `author`'s first `count` entries (all of which must be stored).
+    /// Extends and saves the cached frontier when `count` is beyond it; recomputes from the
+    /// start for an older count.
+    pub fn log_root(&self, author: &DeviceKey, count: u64) -> Result<TreeHash, StoreError> {
+        let cached: Option<Frontier> = self
+            .merkle
+            .get(author.0)?
+            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+            .filter(|f: &Frontier| f.is_well_formed() && f.size() <= count);
+        let mut frontier = cached.unwrap_or_default();
+        let start = frontier.size();
+        for item in self.log_entries(author, start) {
+            if frontier.size() == count {
+                break;
+            }
+            let (seq, bytes) = item?;
+            if seq != frontier.size() {
+                return Err(StoreError::Corrupt(format!(
+                    "log of {} has a gap at seq {}",
+                    author.short(),
+                    frontier.size()
+                )));
+            }
+            frontier.push(&stored_id(&bytes)?);
+        }
+        if frontier.size() != count {
+            return Err(StoreError::Corrupt(format!(
+                "asked for the root over {count} entries of {}, but only {} are stored",
+                author.short(),
+                frontier.size()
+            )));
+        }
+        if frontier.size() > start {
+            let bytes = postcard::to_stdvec(&frontier)
+                .map_err(|e| StoreError::Corrupt(format!("frontier: {e}")))?;
+            self.merkle.insert(author.0, bytes)?;
+        }
+        Ok(frontier.root())
+    }
+}
+
+/// Refuses a checkpoint whose Merkle root differs from the root over the entries of its author
+/// that this device verified before it; other payloads pass.
+fn check_checkpoint(
+    author: &DeviceKey,
+    seq: u64,
+    payload: &Payload,
+    root: impl FnOnce() -> Result<TreeHash, StoreError>,
+) -> Result<Result<(), IncomingError>, StoreError> {
+    use candor_shared::payload::Content;
+    let Ok(Content::Checkpoint(Some(checkpoint))) = payload.content() else {
+        return Ok(Ok(()));
+    };
+    if checkpoint.own_root == root()? {
+        return Ok(Ok(()));
+    }
+    Ok(Err(IncomingError::FalseCheckpoint {
+        author: author.short(),
+        seq,
+    }))
 }
 
 /// What sealing this device's next entries needs.

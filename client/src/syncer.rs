@@ -231,6 +231,12 @@ fn keep_evidence(store: &Store, bytes: &[u8], error: &StoreError) -> Result<()> 
             store.freeze(&author)?;
         }
     }
+    // A false checkpoint is signed proof that its author vouched for another history.
+    if let StoreError::Refused(IncomingError::FalseCheckpoint { .. }) = error {
+        if let Some((author, _)) = candor_shared::entry::peek_author_seq(bytes) {
+            store.freeze(&author)?;
+        }
+    }
     store.record_evidence(&Evidence {
         time_ms: crate::timefmt::now_ms(),
         reason: error.to_string(),

@@ -208,6 +208,26 @@ pub fn peek_author_seq(bytes: &[u8]) -> Option<(DeviceKey, u64)> {
     Some((DeviceKey(author), u64::from_be_bytes(seq)))
 }
 
+/// Checks a header and its signature alone (`header | signature`, exactly 262 bytes, no
+/// ciphertext), as a verifiable export carries the entry that countersigns a checkpoint; returns
+/// the header and the entry's id.
+pub fn verify_signed_header(bytes: &[u8]) -> Result<(Header, EntryHash), EntryError> {
+    if bytes.len() != HEADER_LEN + SIGNATURE_LEN {
+        return Err(if bytes.len() < HEADER_LEN + SIGNATURE_LEN {
+            EntryError::Truncated(bytes.len())
+        } else {
+            EntryError::TooLarge(bytes.len())
+        });
+    }
+    let mut encoded = [0u8; HEADER_LEN];
+    encoded.copy_from_slice(&bytes[..HEADER_LEN]);
+    let mut signature = [0u8; SIGNATURE_LEN];
+    signature.copy_from_slice(&bytes[HEADER_LEN..]);
+    let header = Header::decode(&encoded)?;
+    verify_signature(&header.author, ENTRY_SIGNATURE_PREFIX, &encoded, &signature)?;
+    Ok((header, entry_hash(&encoded, &signature)))
+}
+
 /// Whether an entry's header says it is a control entry (protocol bookkeeping, such as
 /// introductions and checkpoints), without verifying anything.
 pub fn peek_is_control(bytes: &[u8]) -> bool {

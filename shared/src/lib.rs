@@ -6,6 +6,8 @@
 //! * [`audit`]: what each log's signed views say about the other: split views, backdating, withholding.
 //! * [`keys`]: device identities, the space key, safety numbers.
 //! * [`invite`]: the one-line invite and the membership proofs exchanged when pairing.
+//! * [`merkle`]: the Merkle tree over a log's entry ids that checkpoints commit to.
+//! * [`proof`]: verifiable exports: chosen entries with inclusion proofs, checked offline.
 //! * [`ledger`]: the trust ledger's records and the state derived from both logs.
 //! * [`wire`]: request/response messages and their length-prefixed framing.
 //! * [`relay`]: the relay's request handling as a state machine over a storage trait.
@@ -22,7 +24,9 @@ pub mod ids;
 pub mod invite;
 pub mod keys;
 pub mod ledger;
+pub mod merkle;
 pub mod payload;
+pub mod proof;
 pub mod relay;
 pub mod sync;
 pub mod wire;

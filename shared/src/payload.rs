@@ -11,6 +11,7 @@
 //! not know keeps the entry, verifies it, and lists it as "unknown kind" — it never drops it, so an
 //! older client survives a newer partner.
 
+use crate::merkle::TreeHash;
 use crate::EntryHash;
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +44,8 @@ pub mod kind {
     /// Control: the first entry of every log, introducing its device to the partner.
     pub const HELLO: u16 = 0x0001;
     /// Control: a signed checkpoint, written after a sync that verified new partner entries, so
-    /// the partner learns (from its header's partner view) what this device has verified.
+    /// the partner learns (from its header's partner view) what this device has verified. Its
+    /// content ([`super::Checkpoint`]) commits to the author's own log so far.
     pub const CHECKPOINT: u16 = 0x0002;
     /// A free-form note in the transparency log.
     pub const NOTE: u16 = 0x0010;
@@ -73,6 +75,21 @@ pub struct Hello {
     pub exchange: [u8; 32],
 }
 
+/// Content of a checkpoint entry at seq `n`.
+///
+/// Checkpoints written before version 0.2 have empty content; they decode as
+/// `Content::Checkpoint(None)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Merkle root (see [`crate::merkle`]) over the ids of the author's own entries at seqs
+    /// `0..n`, which the partner recomputes before acknowledging this checkpoint.
+    pub own_root: TreeHash,
+    /// The author asks the partner's device to answer with a checkpoint of its own, even if this
+    /// is the only new entry: that answer's header acknowledges this checkpoint, which a
+    /// verifiable export needs (`candor export --verifiable`).
+    pub countersign: bool,
+}
+
 /// Content of text entries (note, check-in, disclosure, plan).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextContent {
@@ -92,8 +109,9 @@ pub struct TextContent {
 pub enum Content {
     /// A device introducing itself.
     Hello(Hello),
-    /// A checkpoint: its header says what the author had verified.
-    Checkpoint,
+    /// A checkpoint: its header says what the author had verified; its content commits to the
+    /// author's own log (`None` for the empty checkpoints of older versions).
+    Checkpoint(Option<Checkpoint>),
     /// A text entry of the given kind code.
     Text {
         /// The kind code (one of the text kinds in [`kind`]).
@@ -136,12 +154,9 @@ impl Payload {
         Self::encode_content(kind::HELLO, hello)
     }
 
-    /// A checkpoint payload (no content: the header carries the view).
-    pub fn checkpoint() -> Self {
-        Self {
-            kind: kind::CHECKPOINT,
-            content: Vec::new(),
-        }
+    /// A checkpoint payload.
+    pub fn checkpoint(checkpoint: &Checkpoint) -> Self {
+        Self::encode_content(kind::CHECKPOINT, checkpoint)
     }
 
     /// A text payload of the given kind code.
@@ -164,7 +179,10 @@ impl Payload {
             kind::HELLO => Ok(Content::Hello(
                 postcard::from_bytes(&self.content).map_err(decode_err)?,
             )),
-            kind::CHECKPOINT => Ok(Content::Checkpoint),
+            kind::CHECKPOINT if self.content.is_empty() => Ok(Content::Checkpoint(None)),
+            kind::CHECKPOINT => Ok(Content::Checkpoint(Some(
+                postcard::from_bytes(&self.content).map_err(decode_err)?,
+            ))),
             code if text_kind_name(code).is_some() => Ok(Content::Text {
                 kind: code,
                 text: postcard::from_bytes(&self.content).map_err(decode_err)?,

@@ -38,7 +38,7 @@ pub fn ledger_entries(ctx: &Ctx, paired: &Paired) -> Result<Vec<LedgerEntry>> {
                 (None, Ok(Content::Text { kind, .. })) => {
                     text_kind_name(kind).unwrap_or("note").to_string()
                 }
-                (None, Ok(Content::Hello(_) | Content::Checkpoint)) => continue,
+                (None, Ok(Content::Hello(_) | Content::Checkpoint(_))) => continue,
                 _ => "unknown kind".to_string(),
             };
             out.push(LedgerEntry {

@@ -102,7 +102,7 @@ fn records_of(
             continue;
         }
         match payload.content() {
-            Ok(Content::Hello(_) | Content::Checkpoint) => continue,
+            Ok(Content::Hello(_) | Content::Checkpoint(_)) => continue,
             Ok(Content::Text { kind, text }) => {
                 record.kind = text_kind_name(kind).unwrap_or("note").to_string();
                 record.text = text.text;

@@ -64,6 +64,15 @@ pub enum IncomingError {
         /// The seq.
         seq: u64,
     },
+    /// A checkpoint whose Merkle root is not the root of the log its author signed before it:
+    /// the author vouched for a history other than the one this device verified.
+    #[error("{author}'s checkpoint at seq {seq} commits to a history that differs from the log this device verified")]
+    FalseCheckpoint {
+        /// The author.
+        author: String,
+        /// The checkpoint's seq.
+        seq: u64,
+    },
     /// It does not decrypt with the space key.
     #[error("entry does not decrypt with this space's key: {0}")]
     Undecryptable(EntryError),
