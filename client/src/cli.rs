@@ -101,6 +101,43 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export records, e.g. to bring to a counsellor.
+    ///
+    /// With --verifiable, the file proves to anyone, offline and with no key, that each chosen
+    /// entry was signed by its author's device and sits at its place in one unbroken log whose
+    /// head the partner's device acknowledged. It reveals the chosen entries' text and each
+    /// author's name, and of the entries left out only their number.
+    ///
+    /// The proof needs a checkpoint of each log that the other partner's device acknowledged. If
+    /// there is none yet, the export writes a checkpoint asking for one and exits with code 3:
+    /// sync both devices (a running `sync --watch` does it by itself) and run it again.
+    #[command(after_help = "Example:\n  candor export --verifiable --select 3f2a9c,81be04 --out for-our-counsellor.json\n  candor verify-export for-our-counsellor.json")]
+    Export(ExportArgs),
+    /// Check a file written by `candor export --verifiable`: offline, with no identity or key.
+    ///
+    /// Exits 0 and lists the proven entries if every signature, audit path and countersignature
+    /// holds and the file is exactly as written; exits 1 naming the first problem otherwise.
+    VerifyExport {
+        /// The export file.
+        file: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `candor export` options.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write a file a third party can verify (`candor verify-export`).
+    #[arg(long, requires = "select")]
+    pub verifiable: bool,
+    /// The entries to disclose: ids or id prefixes from `candor log list`, comma-separated.
+    #[arg(long, value_name = "ID,ID…")]
+    pub select: Option<String>,
+    /// Where to write the file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// `candor sync` options.

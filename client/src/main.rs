@@ -44,6 +44,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<i32> {
+    // Checking an export needs no identity, store or key.
+    if let Command::VerifyExport { file, json } = &cli.command {
+        let output = commands::proof::verify_export(file, *json)?;
+        output.emit();
+        return Ok(output.code);
+    }
     let root = cli.home.or_else(Home::default_root).ok_or_else(|| {
         anyhow!("no --home given and no platform data directory found; pass --home DIR")
     })?;

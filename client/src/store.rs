@@ -756,4 +756,81 @@ mod tests {
             .is_some());
         assert_eq!(store.head(&partner.device_key()).unwrap().count, 2);
     }
+
+    #[test]
+    fn a_checkpoint_with_a_false_root_is_refused_and_an_honest_one_stored() {
+        use candor_shared::merkle::root;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
+        let partner = DeviceSecrets::from_seeds([5; 32], [6; 32]);
+        let key = SpaceKey::from_bytes([3; 32]);
+        let space = SpaceId([4; 16]);
+        let writer = LogWriter {
+            author: &partner,
+            space: &space,
+            key: &key,
+            partner: None,
+        };
+        let keys = LogKeys {
+            space,
+            key: &key,
+            me: me.device_key(),
+            partner: Some(partner.device_key()),
+        };
+        // The partner's device writes two notes and an honest checkpoint in its own store.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Store::open(other_dir.path()).unwrap();
+        let mut n = 0u8;
+        let mut nonce = || {
+            n += 1;
+            [n; 24]
+        };
+        let notes = other
+            .append_own(&writer, vec![note("x"), note("y")], 1, &mut nonce)
+            .unwrap();
+        let honest = other.append_checkpoint(&writer, false, 2, &mut nonce).unwrap();
+        let ids: Vec<_> = notes.iter().map(|e| e.hash).collect();
+        assert_eq!(
+            honest.open(&key).unwrap().content().unwrap(),
+            candor_shared::payload::Content::Checkpoint(Some(Checkpoint {
+                own_root: root(&ids),
+                countersign: false
+            }))
+        );
+        // A checkpoint at the same place claiming another history (a third, unpublished entry).
+        let mut forged_ids = ids.clone();
+        forged_ids.push(EntryHash([9; 32]));
+        let forged = Entry::seal(
+            Draft {
+                class: Class::Control,
+                space,
+                seq: 2,
+                prev: notes[1].hash,
+                time_ms: 2,
+                partner_seen: PartnerSeen::default(),
+                nonce: [77; 24],
+            },
+            &Payload::checkpoint(&Checkpoint {
+                own_root: root(&forged_ids),
+                countersign: false,
+            }),
+            &key,
+            &partner,
+        )
+        .unwrap();
+        for entry in &notes {
+            store.apply_incoming(&keys, &entry.to_bytes()).unwrap();
+        }
+        assert!(matches!(
+            store.apply_incoming(&keys, &forged.to_bytes()),
+            Err(StoreError::Refused(IncomingError::FalseCheckpoint { seq: 2, .. }))
+        ));
+        assert_eq!(store.head(&partner.device_key()).unwrap().count, 2);
+        assert!(store
+            .apply_incoming(&keys, &honest.to_bytes())
+            .unwrap()
+            .is_some());
+        assert_eq!(store.head(&partner.device_key()).unwrap().count, 3);
+    }
 }

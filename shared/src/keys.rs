@@ -36,6 +36,8 @@ pub mod context {
 
 /// Signature prefix for entry headers.
 pub const ENTRY_SIGNATURE_PREFIX: &[u8] = b"candor/v1/entry-header\0";
+/// Signature prefix for a device's signature over a whole verifiable export file.
+pub const EXPORT_SIGNATURE_PREFIX: &[u8] = b"candor/v1/verifiable-export\0";
 /// Signature prefix for the relay's connection challenge.
 pub const AUTH_SIGNATURE_PREFIX: &[u8] = b"candor/v1/relay-auth\0";
 

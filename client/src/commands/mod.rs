@@ -3,6 +3,7 @@
 
 mod ledger;
 mod log;
+pub mod proof;
 mod space;
 mod verify;
 
@@ -148,6 +149,13 @@ async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
             report.print(args.json, &mut out);
         }
         Command::Verify { json } => verify::verify(ctx, json, &mut out)?,
+        Command::Export(args) => match (args.verifiable, args.select) {
+            (true, Some(select)) => proof::export_verifiable(ctx, &select, &args.out, &mut out)?,
+            _ => return Err(anyhow!("use `candor export --verifiable --select ID,… --out FILE`")),
+        },
+        Command::VerifyExport { file, json } => {
+            return proof::verify_export(&ctx.path(&file), json)
+        }
         Command::Space(SpaceCommand::Leave { note }) => ledger::leave(ctx, note, &mut out).await?,
         Command::Promise(command) => match command {
             PromiseCommand::Add { text, due } => {

@@ -6,6 +6,8 @@ use crate::timefmt;
 use anyhow::Result;
 use candor_shared::chain::LogHead;
 use candor_shared::entry::{Class, Entry};
+use candor_shared::merkle::Frontier;
+use candor_shared::payload::Content;
 use candor_shared::DeviceKey;
 
 /// Checks one log from seq 0: decoding, signature, ciphertext hash, author, space, chain and
@@ -18,6 +20,7 @@ pub fn check_log(
 ) -> Result<(u64, Vec<String>)> {
     let mut problems = Vec::new();
     let mut head = LogHead::default();
+    let mut frontier = Frontier::default();
     for item in ctx.store.log_entries(author, 0) {
         let (seq, bytes) = item?;
         let entry = match Entry::from_bytes(&bytes) {
@@ -36,10 +39,20 @@ pub fn check_log(
             problems.push(format!("{who} entry {seq}: {e}"));
         }
         if entry.header.class != Class::Private {
-            if let Err(e) = entry.open(&paired.key) {
-                problems.push(format!("{who} entry {seq}: {e}"));
+            match entry.open(&paired.key).map(|p| p.content()) {
+                Err(e) => problems.push(format!("{who} entry {seq}: {e}")),
+                Ok(Ok(Content::Checkpoint(Some(checkpoint))))
+                    if frontier.size() == seq && checkpoint.own_root != frontier.root() =>
+                {
+                    problems.push(format!(
+                        "{who} entry {seq}: a checkpoint whose Merkle root is not the root of \
+                         the entries before it"
+                    ))
+                }
+                Ok(_) => {}
             }
         }
+        frontier.push(&entry.hash);
         head = LogHead {
             count: seq + 1,
             hash: entry.hash,

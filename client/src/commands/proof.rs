@@ -1,0 +1,653 @@
+//! `candor export --verifiable` and `candor verify-export`: chosen entries with what a third
+//! party needs to check them offline (see `candor_shared::proof` for what is proven).
+//!
+//! The file is JSON. Its binary parts (entries, keys, paths) are what gets verified; its
+//! readable parts (names, times, kinds, texts) are recomputed from them on verification, and the
+//! whole file must then be byte-for-byte what this version writes, so any change to it — even to
+//! a readable field — fails verification.
+
+use super::{log::resolve, Ctx, Paired};
+use crate::checks::write_checkpoint;
+use crate::output::Output;
+use crate::timefmt;
+use anyhow::{anyhow, bail, Context as _, Result};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use candor_shared::entry::{peek_is_control, Class, Entry, EntryKey, HEADER_LEN, SIGNATURE_LEN};
+use candor_shared::keys::{verify_signature, EXPORT_SIGNATURE_PREFIX};
+use candor_shared::ledger::Record as LedgerRecord;
+use candor_shared::merkle::{inclusion_proof, TreeHash};
+use candor_shared::payload::{text_kind_name, Content, Payload};
+use candor_shared::proof::{verify_log, Disclosure, LogProof, ProvenLog};
+use candor_shared::{DeviceKey, EntryHash, SpaceId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// The format tag of the file.
+pub const FORMAT: &str = "candor verifiable export 1";
+/// Largest export file `verify-export` reads.
+pub const MAX_FILE: u64 = 64 * 1024 * 1024;
+
+/// The file.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct ExportFile {
+    format: String,
+    /// What this file is, for a reader who opens it without Candor.
+    about: String,
+    space: String,
+    logs: Vec<LogSection>,
+    /// The device that wrote the file: one of the devices in it.
+    exported_by: String,
+    /// Its Ed25519 signature (prefix `candor/v1/verifiable-export\0`) over this file as written
+    /// with this field empty, so removing or reordering anything is caught too.
+    signature: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    author: String,
+    /// From the author's introduction (seq 0), which every export discloses.
+    author_name: Option<String>,
+    /// Entries in the log before the checkpoint; the left-out ones are revealed only as this count.
+    entries_in_log: u64,
+    checkpoint: CheckpointPart,
+    countersigned_by: Countersignature,
+    entries: Vec<EntryPart>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct CheckpointPart {
+    id: String,
+    time: String,
+    entry: String,
+    entry_key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct Countersignature {
+    device: String,
+    seq: u64,
+    time: String,
+    signed_header: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct EntryPart {
+    seq: u64,
+    id: String,
+    time: String,
+    kind: String,
+    text: String,
+    entry: String,
+    entry_key: String,
+    path: Vec<String>,
+}
+
+const ABOUT: &str = "Entries chosen from a Candor space, each signed by its author's device and \
+    proven (by a Merkle audit path) to sit at its place in that device's log, whose head the \
+    partner's device acknowledged in a signed header. Check it with `candor verify-export FILE`.";
+
+/// The readable kind and text of a payload.
+fn describe(payload: &Payload) -> (String, String) {
+    if let Ok(Some(record)) = LedgerRecord::from_payload(payload) {
+        return (record.kind_name().to_string(), record.describe());
+    }
+    match payload.content() {
+        Ok(Content::Hello(hello)) => ("introduction".into(), hello.name),
+        Ok(Content::Checkpoint(_)) => ("checkpoint".into(), String::new()),
+        Ok(Content::Text { kind, text }) => (
+            text_kind_name(kind).unwrap_or("note").to_string(),
+            text.text,
+        ),
+        Ok(Content::Unknown { kind }) => (format!("unknown kind {kind:#06x}"), String::new()),
+        Err(e) => ("undecodable".into(), e.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export
+// ---------------------------------------------------------------------------------------------
+
+/// Where a log's proof stands.
+enum Anchor {
+    /// A checkpoint covering the chosen entries and the partner header acknowledging it.
+    Ready {
+        checkpoint: Box<Entry>,
+        counter: Vec<u8>,
+    },
+    /// Not yet: the message says what happens next.
+    Pending(String),
+}
+
+/// `candor export --verifiable --select IDS --out FILE`.
+pub fn export_verifiable(ctx: &Ctx, select: &str, out_path: &Path, out: &mut Output) -> Result<()> {
+    let paired = ctx.paired()?;
+    let me = paired.identity.secrets.device_key();
+    let partner = paired.config.partner.map(|p| p.device).ok_or_else(|| {
+        anyhow!("a verifiable export needs your partner's countersignature: pair first")
+    })?;
+
+    // The chosen entries, grouped by author.
+    let mut chosen: BTreeMap<[u8; 32], Vec<u64>> = BTreeMap::new();
+    for id in select.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (author, hash) = resolve(ctx, id)?;
+        let seq = ctx
+            .store
+            .find_by_prefix(&hash.to_hex())?
+            .first()
+            .map(|(_, seq, _)| *seq)
+            .ok_or_else(|| anyhow!("entry {id} vanished from the store"))?;
+        let bytes = entry_bytes(ctx, &author, seq)?;
+        if peek_is_control(&bytes) {
+            bail!("{id} is protocol bookkeeping, not a record; choose entries from `candor log list`");
+        }
+        let entry = Entry::from_bytes(&bytes)?;
+        if entry.header.class == Class::Private {
+            bail!("{id} is a private entry; it cannot be disclosed with the space's keys");
+        }
+        chosen.entry(author.0).or_default().push(seq);
+    }
+    if chosen.is_empty() {
+        bail!("choose at least one entry: --select ID,ID… (ids from `candor log list`)");
+    }
+
+    let mut sections = Vec::new();
+    let mut pending = Vec::new();
+    for (author, seqs) in &mut chosen {
+        let author = DeviceKey(*author);
+        let other = if author == me { partner } else { me };
+        seqs.sort_unstable();
+        seqs.dedup();
+        // Every export introduces the author: disclose the hello entry too.
+        if seqs.first() != Some(&0) {
+            seqs.insert(0, 0);
+        }
+        let last = seqs.last().copied().unwrap_or(0);
+        match anchor(ctx, &paired, &author, &other, last)? {
+            Anchor::Ready {
+                checkpoint,
+                counter,
+            } => sections.push(section(ctx, &paired, &author, seqs, &checkpoint, &counter)?),
+            Anchor::Pending(message) => pending.push(message),
+        }
+    }
+    if !pending.is_empty() {
+        ctx.wrote();
+        for message in pending {
+            out.note(message);
+        }
+        out.note(
+            "Nothing was exported yet. Sync both devices (here, then your partner's, then here \
+             again; a running `candor sync --watch` does this by itself), then run the same \
+             export again.",
+        );
+        out.code = 3;
+        return Ok(());
+    }
+
+    let mut file = ExportFile {
+        format: FORMAT.into(),
+        about: ABOUT.into(),
+        space: paired.config.space.to_hex(),
+        logs: sections,
+        exported_by: me.to_hex(),
+        signature: String::new(),
+    };
+    let unsigned = render(&file)?;
+    file.signature = hex::encode(
+        paired
+            .identity
+            .secrets
+            .sign(EXPORT_SIGNATURE_PREFIX, unsigned.as_bytes()),
+    );
+    let text = render(&file)?;
+    // Check what we wrote with the same code a third party runs.
+    verify_text(&text).context("the export failed its own verification (a bug)")?;
+    let path = ctx.path(out_path);
+    write_file(&path, text.as_bytes())?;
+    let disclosed: usize = file.logs.iter().map(|l| l.entries.len()).sum();
+    out.line(format!(
+        "Wrote a verifiable export of {disclosed} entries to {}",
+        path.display()
+    ));
+    out.line(
+        "It contains the plaintext of those entries (and each author's name), and nothing of the \
+         others but their number. Anyone can check it with `candor verify-export FILE`.",
+    );
+    Ok(())
+}
+
+fn entry_bytes(ctx: &Ctx, author: &DeviceKey, seq: u64) -> Result<Vec<u8>> {
+    Ok(ctx
+        .store
+        .log_entries(author, seq)
+        .next()
+        .transpose()?
+        .filter(|(s, _)| *s == seq)
+        .ok_or_else(|| anyhow!("entry {seq} of {} is missing", author.short()))?
+        .1
+        .to_vec())
+}
+
+/// The checkpoint of `author` after seq `last` that `other` acknowledged exactly, if any.
+fn find_anchor(
+    ctx: &Ctx,
+    paired: &Paired,
+    author: &DeviceKey,
+    other: &DeviceKey,
+    last: u64,
+) -> Result<Option<(Entry, Vec<u8>)>> {
+    // Headers of `other` by the (count, head) of `author`'s log they acknowledge.
+    let mut acknowledging: HashMap<(u64, EntryHash), Vec<u8>> = HashMap::new();
+    for item in ctx.store.log_entries(other, 0) {
+        let (_, bytes) = item?;
+        let Some(signed) = bytes.get(..HEADER_LEN + SIGNATURE_LEN) else {
+            continue;
+        };
+        let entry = Entry::from_bytes(&bytes)?;
+        let seen = entry.header.partner_seen;
+        acknowledging
+            .entry((seen.count, seen.head))
+            .or_insert_with(|| signed.to_vec());
+    }
+    for item in ctx.store.log_entries(author, last + 1) {
+        let (seq, bytes) = item?;
+        if !peek_is_control(&bytes) {
+            continue;
+        }
+        let entry = Entry::from_bytes(&bytes)?;
+        if !matches!(
+            entry.open(&paired.key)?.content(),
+            Ok(Content::Checkpoint(Some(_)))
+        ) {
+            continue;
+        }
+        if let Some(counter) = acknowledging.get(&(seq + 1, entry.hash)) {
+            return Ok(Some((entry, counter.clone())));
+        }
+    }
+    Ok(None)
+}
+
+/// Finds the checkpoint and countersignature for `author`'s entries up to `last`, writing a
+/// checkpoint of this device where that is what is missing.
+fn anchor(
+    ctx: &Ctx,
+    paired: &Paired,
+    author: &DeviceKey,
+    other: &DeviceKey,
+    last: u64,
+) -> Result<Anchor> {
+    if let Some((checkpoint, counter)) = find_anchor(ctx, paired, author, other, last)? {
+        return Ok(Anchor::Ready {
+            checkpoint: Box::new(checkpoint),
+            counter,
+        });
+    }
+    let me = paired.identity.secrets.device_key();
+    let partner_name = "your partner's device";
+    if *author != me {
+        // The partner's log: if its latest entry is a checkpoint covering the chosen entries,
+        // this device countersigns it right now.
+        let head = ctx.store.head(author)?;
+        if let Some(top) = head.count.checked_sub(1).filter(|&top| top > last) {
+            let entry = Entry::from_bytes(&entry_bytes(ctx, author, top)?)?;
+            if matches!(
+                entry.open(&paired.key)?.content(),
+                Ok(Content::Checkpoint(Some(_)))
+            ) {
+                ensure_writable(ctx)?;
+                write_checkpoint(&ctx.store, paired, false)?;
+                if let Some((checkpoint, counter)) = find_anchor(ctx, paired, author, other, last)? {
+                    return Ok(Anchor::Ready {
+                        checkpoint: Box::new(checkpoint),
+                        counter,
+                    });
+                }
+            }
+        }
+    }
+    // Ask the partner's device for a checkpoint (which also acknowledges ours), unless an earlier
+    // request is still unanswered.
+    if !request_pending(ctx, paired, other)? {
+        ensure_writable(ctx)?;
+        write_checkpoint(&ctx.store, paired, true)?;
+    }
+    Ok(Anchor::Pending(if *author == me {
+        format!(
+            "Your entries are not provable yet: this device wrote a checkpoint of your log and \
+             asked {partner_name} to acknowledge it."
+        )
+    } else {
+        format!(
+            "Your partner's entries are not provable yet: this device asked {partner_name} for a \
+             checkpoint of their log, which this device will then acknowledge."
+        )
+    }))
+}
+
+/// Whether this device has a checkpoint asking for a countersignature that the partner has not
+/// answered yet (the partner's log acknowledges nothing at or after it).
+fn request_pending(ctx: &Ctx, paired: &Paired, partner: &DeviceKey) -> Result<bool> {
+    let me = paired.identity.secrets.device_key();
+    let mut latest_request = None;
+    for item in ctx.store.log_entries(&me, 0) {
+        let (seq, bytes) = item?;
+        if !peek_is_control(&bytes) {
+            continue;
+        }
+        let entry = Entry::from_bytes(&bytes)?;
+        if let Ok(Content::Checkpoint(Some(c))) = entry.open(&paired.key)?.content() {
+            if c.countersign {
+                latest_request = Some(seq);
+            }
+        }
+    }
+    let Some(request) = latest_request else {
+        return Ok(false);
+    };
+    let answered = ctx
+        .store
+        .log_entries(partner, 0)
+        .filter_map(|item| item.ok())
+        .filter_map(|(_, bytes)| Entry::from_bytes(&bytes).ok())
+        .any(|e| e.header.partner_seen.count > request);
+    Ok(!answered)
+}
+
+fn ensure_writable(ctx: &Ctx) -> Result<()> {
+    if ctx.store.left_at()?.is_some() {
+        bail!("you left this space, so this device writes no more entries (not even the checkpoint a verifiable export needs)");
+    }
+    Ok(())
+}
+
+fn section(
+    ctx: &Ctx,
+    paired: &Paired,
+    author: &DeviceKey,
+    seqs: &[u64],
+    checkpoint: &Entry,
+    counter: &[u8],
+) -> Result<LogSection> {
+    let size = checkpoint.header.seq;
+    let mut ids = Vec::with_capacity(size as usize);
+    for item in ctx.store.log_entries(author, 0).take(size as usize) {
+        let (_, bytes) = item?;
+        ids.push(
+            candor_shared::entry::id_of(&bytes)
+                .ok_or_else(|| anyhow!("a stored entry is truncated"))?,
+        );
+    }
+    let mut disclosed = Vec::with_capacity(seqs.len());
+    for &seq in seqs {
+        let entry = Entry::from_bytes(&entry_bytes(ctx, author, seq)?)?;
+        let index = usize::try_from(seq)?;
+        disclosed.push(Disclosure {
+            entry_key: entry.entry_key(&paired.key),
+            path: inclusion_proof(&ids, index)
+                .ok_or_else(|| anyhow!("entry {seq} is beyond the checkpoint"))?,
+            entry: entry.to_bytes(),
+        });
+    }
+    let proof = LogProof {
+        checkpoint: checkpoint.to_bytes(),
+        checkpoint_key: checkpoint.entry_key(&paired.key),
+        countersignature: counter.to_vec(),
+        entries: disclosed,
+    };
+    let proven = verify_log(&paired.config.space, &proof)?;
+    Ok(render_section(&proof, &proven))
+}
+
+/// The file section of a verified log proof: binary parts from `proof`, readable parts from
+/// what verification established.
+fn render_section(proof: &LogProof, proven: &ProvenLog) -> LogSection {
+    let entries: Vec<EntryPart> = proof
+        .entries
+        .iter()
+        .zip(&proven.entries)
+        .map(|(d, p)| {
+            let (kind, text) = describe(&p.payload);
+            EntryPart {
+                seq: p.seq,
+                id: p.id.to_hex(),
+                time: timefmt::rfc3339(p.time_ms),
+                kind,
+                text,
+                entry: B64.encode(&d.entry),
+                entry_key: hex::encode(d.entry_key.0),
+                path: d.path.iter().map(TreeHash::to_hex).collect(),
+            }
+        })
+        .collect();
+    let author_name = proven.entries.iter().find_map(|e| match e.payload.content() {
+        Ok(Content::Hello(hello)) if e.seq == 0 => Some(hello.name),
+        _ => None,
+    });
+    LogSection {
+        author: proven.author.to_hex(),
+        author_name,
+        entries_in_log: proven.size,
+        checkpoint: CheckpointPart {
+            id: proven.checkpoint.to_hex(),
+            time: timefmt::rfc3339(proven.checkpoint_time_ms),
+            entry: B64.encode(&proof.checkpoint),
+            entry_key: hex::encode(proof.checkpoint_key.0),
+        },
+        countersigned_by: Countersignature {
+            device: proven.countersigner.to_hex(),
+            seq: proven.countersigner_seq,
+            time: timefmt::rfc3339(proven.countersigned_time_ms),
+            signed_header: B64.encode(&proof.countersignature),
+        },
+        entries,
+    }
+}
+
+fn render(file: &ExportFile) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(file)?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification
+// ---------------------------------------------------------------------------------------------
+
+/// What a verified export holds.
+pub struct Verified {
+    space: SpaceId,
+    exported_by: String,
+    logs: Vec<LogSection>,
+}
+
+fn decode_b64(what: &str, text: &str) -> Result<Vec<u8>> {
+    B64.decode(text)
+        .map_err(|e| anyhow!("{what} is not valid base64: {e}"))
+}
+
+fn decode_key(what: &str, text: &str) -> Result<EntryKey> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(text, &mut key).map_err(|_| anyhow!("{what} is not 64 hex digits"))?;
+    Ok(EntryKey(key))
+}
+
+fn decode_hash(text: &str) -> Result<TreeHash> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(text, &mut hash)
+        .map_err(|_| anyhow!("an audit path hash is not 64 hex digits"))?;
+    Ok(TreeHash(hash))
+}
+
+/// Verifies the text of an export file.
+pub fn verify_text(text: &str) -> Result<Verified> {
+    let file: ExportFile = serde_json::from_str(text)
+        .map_err(|e| anyhow!("this is not a Candor verifiable export: {e}"))?;
+    if file.format != FORMAT {
+        bail!(
+            "unknown export format {:?} (this version reads {FORMAT:?})",
+            file.format
+        );
+    }
+    let space = SpaceId::from_hex(&file.space).map_err(|e| anyhow!("space: {e}"))?;
+    if file.logs.is_empty() || file.logs.len() > 2 {
+        bail!("an export holds one or two logs, this one {}", file.logs.len());
+    }
+    let mut sections = Vec::with_capacity(file.logs.len());
+    for log in &file.logs {
+        let proof = LogProof {
+            checkpoint: decode_b64("the checkpoint", &log.checkpoint.entry)?,
+            checkpoint_key: decode_key("the checkpoint's key", &log.checkpoint.entry_key)?,
+            countersignature: decode_b64(
+                "the countersignature",
+                &log.countersigned_by.signed_header,
+            )?,
+            entries: log
+                .entries
+                .iter()
+                .map(|e| {
+                    Ok(Disclosure {
+                        entry: decode_b64("an entry", &e.entry)?,
+                        entry_key: decode_key("an entry key", &e.entry_key)?,
+                        path: e
+                            .path
+                            .iter()
+                            .map(|h| decode_hash(h))
+                            .collect::<Result<_>>()?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        let proven = verify_log(&space, &proof)?;
+        sections.push(render_section(&proof, &proven));
+    }
+    if let [a, b] = sections.as_slice() {
+        if a.author == b.author || a.countersigned_by.device != b.author {
+            bail!("the two logs are not two partners' logs countersigned by each other");
+        }
+    }
+    let exporter = DeviceKey::from_hex(&file.exported_by).map_err(|e| anyhow!("exported_by: {e}"))?;
+    let exporter_hex = exporter.to_hex();
+    if !sections
+        .iter()
+        .any(|l| l.author == exporter_hex || l.countersigned_by.device == exporter_hex)
+    {
+        bail!("the file claims to be exported by a device that is not in it");
+    }
+    let mut canonical = ExportFile {
+        format: FORMAT.into(),
+        about: ABOUT.into(),
+        space: space.to_hex(),
+        logs: sections,
+        exported_by: exporter_hex,
+        signature: String::new(),
+    };
+    let unsigned = render(&canonical)?;
+    let mut signature = [0u8; 64];
+    hex::decode_to_slice(&file.signature, &mut signature)
+        .map_err(|_| anyhow!("the file's signature is not 128 hex digits"))?;
+    verify_signature(&exporter, EXPORT_SIGNATURE_PREFIX, unsigned.as_bytes(), &signature)
+        .map_err(|_| anyhow!("the file was changed after it was written: its signature does not match"))?;
+    canonical.signature = file.signature.clone();
+    if render(&canonical)? != text {
+        bail!(
+            "the file was changed after it was written: its readable parts do not match the \
+             signed entries they claim to show"
+        );
+    }
+    Ok(Verified {
+        space,
+        exported_by: canonical.exported_by,
+        logs: canonical.logs,
+    })
+}
+
+/// `candor verify-export FILE`: needs no identity, store or key.
+pub fn verify_export(path: &Path, json: bool) -> Result<Output> {
+    let mut out = Output::default();
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size > MAX_FILE {
+        bail!("{} is {size} bytes, larger than any export", path.display());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let verified = match verify_text(&text) {
+        Ok(verified) => verified,
+        Err(e) => {
+            if json {
+                out.line(serde_json::json!({"valid": false, "error": format!("{e:#}")}).to_string());
+            }
+            out.note(format!("INVALID: {e:#}"));
+            out.code = 1;
+            return Ok(out);
+        }
+    };
+    if json {
+        out.line(serde_json::to_string_pretty(&serde_json::json!({
+            "valid": true,
+            "space": verified.space.to_hex(),
+            "exported_by": verified.exported_by,
+            "logs": verified.logs.iter().map(|l| serde_json::json!({
+                "author": l.author,
+                "author_name": l.author_name,
+                "entries_in_log": l.entries_in_log,
+                "countersigned_by": l.countersigned_by.device,
+                "countersigned_at": l.countersigned_by.time,
+                "entries": l.entries.iter().map(|e| serde_json::json!({
+                    "seq": e.seq, "id": e.id, "time": e.time, "kind": e.kind, "text": e.text,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        }))?);
+        return Ok(out);
+    }
+    out.line(format!(
+        "VALID: every entry below is signed by its author's device and sits at its place in that \
+         device's log in space {}; the file is exactly as device {} wrote it.",
+        verified.space.short(),
+        &verified.exported_by[..16]
+    ));
+    for log in &verified.logs {
+        let name = log.author_name.as_deref().unwrap_or("(unnamed)");
+        out.line(String::new());
+        out.line(format!(
+            "{name} (device {}): {} of {} entries disclosed; the log up to its checkpoint of {} \
+             was acknowledged by device {} at {}.",
+            &log.author[..16],
+            log.entries.len(),
+            log.entries_in_log,
+            log.checkpoint.time,
+            &log.countersigned_by.device[..16],
+            log.countersigned_by.time,
+        ));
+        for e in &log.entries {
+            out.line(format!(
+                "  #{:<5} {}  {:<12} {}",
+                e.seq, e.time, e.kind, e.text
+            ));
+        }
+    }
+    Ok(out)
+}
