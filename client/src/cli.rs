@@ -111,7 +111,9 @@ pub enum Command {
     /// The proof needs a checkpoint of each log that the other partner's device acknowledged. If
     /// there is none yet, the export writes a checkpoint asking for one and exits with code 3:
     /// sync both devices (a running `sync --watch` does it by itself) and run it again.
-    #[command(after_help = "Example:\n  candor export --verifiable --select 3f2a9c,81be04 --out for-our-counsellor.json\n  candor verify-export for-our-counsellor.json")]
+    #[command(
+        after_help = "Example:\n  candor export --verifiable --select 3f2a9c,81be04 --out for-our-counsellor.json\n  candor verify-export for-our-counsellor.json"
+    )]
     Export(ExportArgs),
     /// Check a file written by `candor export --verifiable`: offline, with no identity or key.
     ///

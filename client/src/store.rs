@@ -789,7 +789,9 @@ mod tests {
         let notes = other
             .append_own(&writer, vec![note("x"), note("y")], 1, &mut nonce)
             .unwrap();
-        let honest = other.append_checkpoint(&writer, false, 2, &mut nonce).unwrap();
+        let honest = other
+            .append_checkpoint(&writer, false, 2, &mut nonce)
+            .unwrap();
         let ids: Vec<_> = notes.iter().map(|e| e.hash).collect();
         assert_eq!(
             honest.open(&key).unwrap().content().unwrap(),
@@ -824,7 +826,10 @@ mod tests {
         }
         assert!(matches!(
             store.apply_incoming(&keys, &forged.to_bytes()),
-            Err(StoreError::Refused(IncomingError::FalseCheckpoint { seq: 2, .. }))
+            Err(StoreError::Refused(IncomingError::FalseCheckpoint {
+                seq: 2,
+                ..
+            }))
         ));
         assert_eq!(store.head(&partner.device_key()).unwrap().count, 2);
         assert!(store

@@ -58,7 +58,11 @@ pub fn node(left: &TreeHash, right: &TreeHash) -> TreeHash {
 
 /// The root of the empty tree.
 pub fn empty_root() -> TreeHash {
-    TreeHash(*blake3::Hasher::new_derive_key(LEAF_CONTEXT).finalize().as_bytes())
+    TreeHash(
+        *blake3::Hasher::new_derive_key(LEAF_CONTEXT)
+            .finalize()
+            .as_bytes(),
+    )
 }
 
 /// The root over `ids`, computed recursively (O(n)).

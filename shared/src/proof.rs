@@ -158,8 +158,8 @@ pub fn verify_log(space: &SpaceId, proof: &LogProof) -> Result<ProvenLog, ProofE
     let author = checkpoint.header.author;
     let size = checkpoint.header.seq;
 
-    let (counter, _) = verify_signed_header(&proof.countersignature)
-        .map_err(entry_err("the countersignature"))?;
+    let (counter, _) =
+        verify_signed_header(&proof.countersignature).map_err(entry_err("the countersignature"))?;
     if counter.space != *space {
         return Err(ProofError::WrongSpace("the countersignature".into()));
     }
@@ -276,7 +276,12 @@ mod tests {
             entries: Vec::new(),
         };
         for i in 0..5 {
-            alex.append(&key, note(&format!("n{i}")), Class::Shared, PartnerSeen::default());
+            alex.append(
+                &key,
+                note(&format!("n{i}")),
+                Class::Shared,
+                PartnerSeen::default(),
+            );
         }
         let own_root = root(&alex.ids());
         let cp = Payload::checkpoint(&Checkpoint {

@@ -8,7 +8,8 @@
 use candor_shared::entry::{Class, Draft, Entry, PartnerSeen};
 use candor_shared::invite::{member_proof, InviteSecret};
 use candor_shared::keys::{safety_number, DeviceSecrets, SpaceKey};
-use candor_shared::payload::{kind, Payload, TextContent};
+use candor_shared::merkle;
+use candor_shared::payload::{kind, Checkpoint, Payload, TextContent};
 use candor_shared::{EntryHash, SpaceId};
 
 fn computed() -> Vec<(&'static str, String)> {
@@ -59,6 +60,11 @@ fn computed() -> Vec<(&'static str, String)> {
     )
     .expect("seal");
     let secret = InviteSecret([0x07; 32]);
+    let three = [entry0.hash, entry1.hash, EntryHash([0x09; 32])];
+    let checkpoint = Payload::checkpoint(&Checkpoint {
+        own_root: merkle::root(&three[..2]),
+        countersign: true,
+    });
     vec![
         ("alice_device_key", alice.public().device.to_hex()),
         ("alice_exchange_key", hex::encode(alice.public().exchange)),
@@ -88,6 +94,18 @@ fn computed() -> Vec<(&'static str, String)> {
             "join_proof",
             hex::encode(secret.join_proof(&space, &bob.public())),
         ),
+        ("merkle_root_2", merkle::root(&three[..2]).to_hex()),
+        ("merkle_root_3", merkle::root(&three).to_hex()),
+        (
+            "merkle_path_3_leaf_1",
+            merkle::inclusion_proof(&three, 1)
+                .expect("in range")
+                .iter()
+                .map(merkle::TreeHash::to_hex)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("checkpoint_content", hex::encode(&checkpoint.content)),
     ]
 }
 

@@ -79,7 +79,13 @@ fn a_third_party_verifies_chosen_entries_offline_and_any_change_fails() -> Resul
     let tmp = tempfile::tempdir()?;
     let relay = Relay::start(&tmp.path().join("relay"))?;
     let (alex, sam) = pair(tmp.path(), &relay)?;
-    alex.ok(&["log", "add", "--kind", "disclosure", "I met my ex for coffee on Tuesday"])?;
+    alex.ok(&[
+        "log",
+        "add",
+        "--kind",
+        "disclosure",
+        "I met my ex for coffee on Tuesday",
+    ])?;
     alex.ok(&["log", "add", "LEFT-OUT-MARKER private to us"])?;
     alex.ok(&["checkin", "Home by 19:30", "--eta", "19:30"])?;
     sam.ok(&["log", "add", "I felt scared when I found out"])?;
@@ -138,7 +144,9 @@ fn a_third_party_verifies_chosen_entries_offline_and_any_change_fails() -> Resul
         entries.remove(2);
     }
     changes.push(format!("{}\n", serde_json::to_string_pretty(&removed)?));
-    let path0 = alex_log["entries"][1]["path"][0].as_str().unwrap_or_default();
+    let path0 = alex_log["entries"][1]["path"][0]
+        .as_str()
+        .unwrap_or_default();
     let mut path_flipped = path0.to_string();
     path_flipped.replace_range(0..1, if path0.starts_with('0') { "1" } else { "0" });
     changes.push(text.replacen(path0, &path_flipped, 1));

@@ -145,7 +145,9 @@ pub fn export_verifiable(ctx: &Ctx, select: &str, out_path: &Path, out: &mut Out
             .ok_or_else(|| anyhow!("entry {id} vanished from the store"))?;
         let bytes = entry_bytes(ctx, &author, seq)?;
         if peek_is_control(&bytes) {
-            bail!("{id} is protocol bookkeeping, not a record; choose entries from `candor log list`");
+            bail!(
+                "{id} is protocol bookkeeping, not a record; choose entries from `candor log list`"
+            );
         }
         let entry = Entry::from_bytes(&bytes)?;
         if entry.header.class == Class::Private {
@@ -304,7 +306,8 @@ fn anchor(
             ) {
                 ensure_writable(ctx)?;
                 write_checkpoint(&ctx.store, paired, false)?;
-                if let Some((checkpoint, counter)) = find_anchor(ctx, paired, author, other, last)? {
+                if let Some((checkpoint, counter)) = find_anchor(ctx, paired, author, other, last)?
+                {
                     return Ok(Anchor::Ready {
                         checkpoint: Box::new(checkpoint),
                         counter,
@@ -427,10 +430,13 @@ fn render_section(proof: &LogProof, proven: &ProvenLog) -> LogSection {
             }
         })
         .collect();
-    let author_name = proven.entries.iter().find_map(|e| match e.payload.content() {
-        Ok(Content::Hello(hello)) if e.seq == 0 => Some(hello.name),
-        _ => None,
-    });
+    let author_name = proven
+        .entries
+        .iter()
+        .find_map(|e| match e.payload.content() {
+            Ok(Content::Hello(hello)) if e.seq == 0 => Some(hello.name),
+            _ => None,
+        });
     LogSection {
         author: proven.author.to_hex(),
         author_name,
@@ -512,7 +518,10 @@ pub fn verify_text(text: &str) -> Result<Verified> {
     }
     let space = SpaceId::from_hex(&file.space).map_err(|e| anyhow!("space: {e}"))?;
     if file.logs.is_empty() || file.logs.len() > 2 {
-        bail!("an export holds one or two logs, this one {}", file.logs.len());
+        bail!(
+            "an export holds one or two logs, this one {}",
+            file.logs.len()
+        );
     }
     let mut sections = Vec::with_capacity(file.logs.len());
     for log in &file.logs {
@@ -547,7 +556,8 @@ pub fn verify_text(text: &str) -> Result<Verified> {
             bail!("the two logs are not two partners' logs countersigned by each other");
         }
     }
-    let exporter = DeviceKey::from_hex(&file.exported_by).map_err(|e| anyhow!("exported_by: {e}"))?;
+    let exporter =
+        DeviceKey::from_hex(&file.exported_by).map_err(|e| anyhow!("exported_by: {e}"))?;
     let exporter_hex = exporter.to_hex();
     if !sections
         .iter()
@@ -567,8 +577,15 @@ pub fn verify_text(text: &str) -> Result<Verified> {
     let mut signature = [0u8; 64];
     hex::decode_to_slice(&file.signature, &mut signature)
         .map_err(|_| anyhow!("the file's signature is not 128 hex digits"))?;
-    verify_signature(&exporter, EXPORT_SIGNATURE_PREFIX, unsigned.as_bytes(), &signature)
-        .map_err(|_| anyhow!("the file was changed after it was written: its signature does not match"))?;
+    verify_signature(
+        &exporter,
+        EXPORT_SIGNATURE_PREFIX,
+        unsigned.as_bytes(),
+        &signature,
+    )
+    .map_err(|_| {
+        anyhow!("the file was changed after it was written: its signature does not match")
+    })?;
     canonical.signature = file.signature.clone();
     if render(&canonical)? != text {
         bail!(
@@ -598,7 +615,9 @@ pub fn verify_export(path: &Path, json: bool) -> Result<Output> {
         Ok(verified) => verified,
         Err(e) => {
             if json {
-                out.line(serde_json::json!({"valid": false, "error": format!("{e:#}")}).to_string());
+                out.line(
+                    serde_json::json!({"valid": false, "error": format!("{e:#}")}).to_string(),
+                );
             }
             out.note(format!("INVALID: {e:#}"));
             out.code = 1;
