@@ -13,7 +13,9 @@ use crate::timefmt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use candor_shared::entry::{peek_is_control, Class, Entry, EntryKey, HEADER_LEN, SIGNATURE_LEN};
+use candor_shared::entry::{
+    peek_is_control, Class, Entry, EntryKey, Header, HEADER_LEN, SIGNATURE_LEN,
+};
 use candor_shared::keys::{verify_signature, EXPORT_SIGNATURE_PREFIX};
 use candor_shared::ledger::Record as LedgerRecord;
 use candor_shared::merkle::{inclusion_proof, TreeHash};
@@ -252,8 +254,7 @@ fn find_anchor(
         let Some(signed) = bytes.get(..HEADER_LEN + SIGNATURE_LEN) else {
             continue;
         };
-        let entry = Entry::from_bytes(&bytes)?;
-        let seen = entry.header.partner_seen;
+        let seen = stored_header(&bytes)?.partner_seen;
         acknowledging
             .entry((seen.count, seen.head))
             .or_insert_with(|| signed.to_vec());
@@ -355,13 +356,22 @@ fn request_pending(ctx: &Ctx, paired: &Paired, partner: &DeviceKey) -> Result<bo
     let Some(request) = latest_request else {
         return Ok(false);
     };
-    let answered = ctx
-        .store
-        .log_entries(partner, 0)
-        .filter_map(|item| item.ok())
-        .filter_map(|(_, bytes)| Entry::from_bytes(&bytes).ok())
-        .any(|e| e.header.partner_seen.count > request);
-    Ok(!answered)
+    for item in ctx.store.log_entries(partner, 0) {
+        let (_, bytes) = item?;
+        if stored_header(&bytes)?.partner_seen.count > request {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The header of an entry this store verified before storing it.
+fn stored_header(bytes: &[u8]) -> Result<Header> {
+    let header: &[u8; HEADER_LEN] = bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| anyhow!("a stored entry is truncated"))?;
+    Ok(Header::decode(header)?)
 }
 
 fn ensure_writable(ctx: &Ctx) -> Result<()> {
