@@ -311,6 +311,19 @@ impl Entry {
         if draft.class == Class::Private {
             return Err(EntryError::WrongClass(draft.class));
         }
+        let entry_key = EntryKey::derive(key, &draft.nonce);
+        Self::seal_with(draft, payload, &entry_key, author)
+    }
+
+    /// Seals `payload` under a given per-entry key and signs the header. Used for private journal
+    /// entries (key from [`crate::keys::JournalKey::entry_key`]), which carry the shared class in
+    /// their public header so the relay cannot tell them from shared entries; same padding.
+    pub fn seal_with(
+        draft: Draft,
+        payload: &Payload,
+        entry_key: &EntryKey,
+        author: &DeviceSecrets,
+    ) -> Result<Self, EntryError> {
         let padded = zeroize::Zeroizing::new(payload.to_padded()?);
         let ciphertext_len =
             u32::try_from(padded.len() + 16).map_err(|_| EntryError::TooLarge(padded.len()))?;
@@ -328,7 +341,7 @@ impl Entry {
             ciphertext_hash: [0; 32],
         };
         let aad = header.encode();
-        let ciphertext = EntryKey::derive(key, &draft.nonce)
+        let ciphertext = entry_key
             .cipher()
             .encrypt(
                 XNonce::from_slice(&draft.nonce),
@@ -395,6 +408,22 @@ impl Entry {
             return Err(EntryError::WrongClass(self.header.class));
         }
         self.open_with(&self.entry_key(key))
+    }
+
+    /// Decrypts what the space key can open. A shared-class entry whose ciphertext does not open
+    /// under the space key is its author's private journal entry (its signature and ciphertext
+    /// hash were checked when it was decoded, so nobody but its author made it): `Ok(None)`, as
+    /// for the private class. Control entries must open. Other failures are errors.
+    pub fn open_readable(&self, key: &SpaceKey) -> Result<Option<Payload>, EntryError> {
+        match self.header.class {
+            Class::Private => Ok(None),
+            Class::Control => self.open(key).map(Some),
+            Class::Shared => match self.open(key) {
+                Ok(payload) => Ok(Some(payload)),
+                Err(EntryError::Decrypt) => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     /// This entry's own key (see [`EntryKey`]).
