@@ -17,8 +17,8 @@
 //! written by earlier versions (plain postcard) are still read, and sealed on the next
 //! [`Home::seal_legacy_files`].
 
-use candor_shared::invite::InviteSecret;
 use candor_shared::at_rest::{AtRestError, KdfParams, KeyFile, StorageKey};
+use candor_shared::invite::InviteSecret;
 use candor_shared::keys::{DeviceSecrets, JournalKey, SpaceKey};
 use candor_shared::SpaceId;
 use serde::{Deserialize, Serialize};
@@ -131,6 +131,9 @@ const SEALED_MAGIC: &[u8; 8] = b"CNDRSEAL";
 /// Names of the secret key files a recovery bundle carries.
 pub const KEY_FILES: [&str; 3] = ["identity.key", "space.key", "journal.key"];
 
+/// A key file's name and plaintext (zeroized when dropped).
+pub type KeyFilePlain = (String, zeroize::Zeroizing<Vec<u8>>);
+
 /// A device's home directory, and its storage key once unlocked.
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -212,9 +215,16 @@ impl Home {
         Ok(key)
     }
 
-    fn seal_file(&self, path: &Path, plain: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, HomeError> {
+    fn seal_file(
+        &self,
+        path: &Path,
+        plain: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, HomeError> {
         let key = self.storage_key()?;
-        let name = path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default();
         let mut out = SEALED_MAGIC.to_vec();
         out.extend(key.seal(name, plain, random()?));
         Ok(zeroize::Zeroizing::new(out))
@@ -226,7 +236,10 @@ impl Home {
         match bytes.strip_prefix(SEALED_MAGIC.as_slice()) {
             Some(sealed) => {
                 let key = self.storage_key()?;
-                let name = path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default();
+                let name = path
+                    .file_name()
+                    .map(|n| n.as_encoded_bytes())
+                    .unwrap_or_default();
                 key.open(name, sealed).map_err(|source| HomeError::Sealed {
                     path: path.to_path_buf(),
                     source,
@@ -253,7 +266,7 @@ impl Home {
     }
 
     /// The plaintext of every secret key file present, for a recovery bundle.
-    pub fn export_key_files(&self) -> Result<Vec<(String, zeroize::Zeroizing<Vec<u8>>)>, HomeError> {
+    pub fn export_key_files(&self) -> Result<Vec<KeyFilePlain>, HomeError> {
         let mut out = Vec::new();
         for name in KEY_FILES {
             let path = self.root.join(name);

@@ -81,7 +81,9 @@ fn passphrase(home: &Home, command: PassphraseCommand) -> Result<i32> {
     match command {
         PassphraseCommand::Set => {
             if wrapped {
-                bail!("a passphrase is already set; use `candor passphrase change`; nothing changed");
+                bail!(
+                    "a passphrase is already set; use `candor passphrase change`; nothing changed"
+                );
             }
             let home = secret::unlock(home)?;
             let new = secret::new(
@@ -97,7 +99,10 @@ fn passphrase(home: &Home, command: PassphraseCommand) -> Result<i32> {
                 bail!("no passphrase is set; use `candor passphrase set`; nothing changed");
             }
             let home = secret::unlock(home)?;
-            let new = secret::new(&[secret::ENV_NEW_PASSPHRASE], "passphrase for this device's data")?;
+            let new = secret::new(
+                &[secret::ENV_NEW_PASSPHRASE],
+                "passphrase for this device's data",
+            )?;
             home.write_storage_key(&*home.storage_key()?, Some(new.as_bytes()))?;
             out.line("passphrase changed");
         }
@@ -165,7 +170,7 @@ fn init(home: &Home, name: &str, protect: bool) -> Result<i32> {
 }
 
 enum Opened {
-    Here(Store, Home),
+    Here(Box<Store>, Home),
     Elsewhere(Output),
 }
 
@@ -188,7 +193,7 @@ fn open_or_forward(home: &Home, forwarded: &Forwarded) -> Result<Opened> {
             }
         };
         match Store::open(&here.store_dir(), here.storage_key()?) {
-            Ok(store) => return Ok(Opened::Here(store, here)),
+            Ok(store) => return Ok(Opened::Here(Box::new(store), here)),
             Err(StoreError::Locked) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return Err(e).context("opening the local store"),
         }
@@ -213,7 +218,10 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
             Some(text)
         }
         Command::Journal(
-            JournalCommand::Add { text, file: None } | JournalCommand::Edit { text, file: None, .. },
+            JournalCommand::Add { text, file: None }
+            | JournalCommand::Edit {
+                text, file: None, ..
+            },
         ) if text.len() == 1 && text[0] == "-" => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
@@ -258,7 +266,7 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
     let home = &home;
     let ctx = Ctx {
         home: home.clone(),
-        store: Arc::new(store),
+        store: Arc::new(*store),
         cwd: forwarded.cwd.clone(),
         stdin: forwarded.stdin.clone(),
         watch: None,

@@ -9,9 +9,7 @@ pub fn bar(show: bool, len: u64, message: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta} left)")
-    {
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta} left)") {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(message.to_string());

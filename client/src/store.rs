@@ -26,8 +26,8 @@
 use candor_shared::at_rest::{AtRestError, StorageKey};
 use candor_shared::chain::LogHead;
 use candor_shared::entry::{Class, Draft, Entry, EntryError, EntryKey, PartnerSeen};
-use candor_shared::journal::JournalRecord;
 use candor_shared::invite::RelayFingerprint;
+use candor_shared::journal::JournalRecord;
 use candor_shared::keys::{DevicePublic, DeviceSecrets, SpaceKey};
 use candor_shared::payload::Payload;
 use candor_shared::sync::{verify_incoming, Incoming, IncomingError, LocalLog, LogKeys};
@@ -124,10 +124,7 @@ impl SealedTree {
 
     /// The plaintext stored under `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        self.tree
-            .get(key)?
-            .map(|v| self.open(key, &v))
-            .transpose()
+        self.tree.get(key)?.map(|v| self.open(key, &v)).transpose()
     }
 
     /// Stores `value` under `key`, sealed (not flushed).
@@ -154,7 +151,9 @@ impl SealedTree {
 }
 
 /// One tree's contents in a recovery bundle: raw entries, or plaintext of sealed values.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[derive(
+    Debug, Clone, Default, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
+)]
 pub struct TreeDump {
     /// The tree's name.
     pub name: String,
@@ -313,7 +312,12 @@ impl Store {
             && self.local.tree.is_empty()
             && self.evidence.tree.is_empty()
             && self.journal.tree.is_empty()
-            && self.meta.tree.iter().keys().all(|k| k.is_ok_and(|k| k == META_SEALED)))
+            && self
+                .meta
+                .tree
+                .iter()
+                .keys()
+                .all(|k| k.is_ok_and(|k| k == META_SEALED)))
     }
 
     /// Every tree's contents, sealed values opened: what a recovery bundle carries.
@@ -914,7 +918,10 @@ mod tests {
     fn a_second_open_reports_locked() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path(), test_key()).unwrap();
-        assert!(matches!(Store::open(dir.path(), test_key()), Err(StoreError::Locked)));
+        assert!(matches!(
+            Store::open(dir.path(), test_key()),
+            Err(StoreError::Locked)
+        ));
     }
 
     #[test]

@@ -412,7 +412,10 @@ mod tests {
         // Altered parameters are caught by the associated data, absurd ones before any work.
         let mut altered = wrapped_bytes.clone();
         altered[12] ^= 1;
-        assert!(KeyFile::decode(&altered).unwrap().unlock(b"correct horse").is_err());
+        assert!(KeyFile::decode(&altered)
+            .unwrap()
+            .unlock(b"correct horse")
+            .is_err());
         let mut absurd = wrapped_bytes.clone();
         absurd[9..13].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(
@@ -426,7 +429,10 @@ mod tests {
     #[test]
     fn bundles_open_only_with_their_passphrase() {
         let bundle = seal_bundle(b"all my data", b"pass", [3; 16], [4; 24], FAST).unwrap();
-        assert_eq!(open_bundle(&bundle, b"pass").unwrap().as_slice(), b"all my data");
+        assert_eq!(
+            open_bundle(&bundle, b"pass").unwrap().as_slice(),
+            b"all my data"
+        );
         assert_eq!(
             open_bundle(&bundle, b"nope"),
             Err(AtRestError::WrongPassphrase)

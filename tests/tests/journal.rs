@@ -119,12 +119,20 @@ fn the_journal_works_without_a_space_and_stays_on_the_device_with_backup_off() -
     let before = json(&sam, &["verify", "--json"])?;
     let id = listed[0]["id"].as_str().unwrap_or_default().to_string();
     alex.ok(&["journal", "add", "private-marker-no-backup"])?;
-    alex.ok(&["journal", "edit", &id[..6], "Walked by the river; steadier, and hungry"])?;
+    alex.ok(&[
+        "journal",
+        "edit",
+        &id[..6],
+        "Walked by the river; steadier, and hungry",
+    ])?;
     let pushed = alex.ok(&["sync"])?;
     assert!(pushed.contains("pushed 0"), "{pushed}");
     sam.ok(&["sync"])?;
     let after = json(&sam, &["verify", "--json"])?;
-    assert_eq!(before["partner"], after["partner"], "Sam's device received nothing new");
+    assert_eq!(
+        before["partner"], after["partner"],
+        "Sam's device received nothing new"
+    );
     assert_eq!(after["ok"], true);
     let found = markers_in(&sam.home, &["private-marker-no-backup".to_string()])?;
     assert!(found.is_empty(), "{found:?}");
@@ -135,11 +143,17 @@ fn the_journal_works_without_a_space_and_stays_on_the_device_with_backup_off() -
 
     let listed = json(&alex, &["journal", "list", "--json"])?;
     assert_eq!(listed.as_array().map(Vec::len), Some(2));
-    assert_eq!(listed[0]["text"], "Walked by the river; steadier, and hungry");
+    assert_eq!(
+        listed[0]["text"],
+        "Walked by the river; steadier, and hungry"
+    );
     assert_eq!(listed[0]["versions"], 2);
     let found = json(&alex, &["journal", "search", "RIVER", "hungry", "--json"])?;
     assert_eq!(found.as_array().map(Vec::len), Some(1));
-    let none = json(&alex, &["journal", "list", "--json", "--since", "2999-01-01"])?;
+    let none = json(
+        &alex,
+        &["journal", "list", "--json", "--since", "2999-01-01"],
+    )?;
     assert_eq!(none.as_array().map(Vec::len), Some(0));
     Ok(())
 }
@@ -151,10 +165,18 @@ fn backed_up_journal_entries_reach_the_partner_only_as_ciphertext_and_restore_fr
     let relay = Relay::start(&tmp.path().join("relay"))?;
     let (alex, sam) = pair(tmp.path(), &relay)?;
     alex.ok(&["log", "add", "Home by seven"])?;
-    alex.ok(&["journal", "add", "journal-marker-one, written before backup"])?;
+    alex.ok(&[
+        "journal",
+        "add",
+        "journal-marker-one, written before backup",
+    ])?;
     let on = alex.ok(&["journal", "backup", "on"])?;
     assert!(on.contains("1 earlier entry"), "{on}");
-    alex.ok(&["journal", "add", "journal-marker-two, written with backup on"])?;
+    alex.ok(&[
+        "journal",
+        "add",
+        "journal-marker-two, written with backup on",
+    ])?;
     alex.ok(&["sync"])?;
     sam.ok(&["sync"])?;
     alex.ok(&["sync"])?;
@@ -174,7 +196,9 @@ fn backed_up_journal_entries_reach_the_partner_only_as_ciphertext_and_restore_fr
         assert_eq!((entry.ciphertext.len() - 16) % 256, 0);
         if entry.open(&sam_space_key) == Err(EntryError::Decrypt) {
             private += 1;
-            assert!(candor::commands::journal::open_journal_entry(entry, &sam_journal_key).is_none());
+            assert!(
+                candor::commands::journal::open_journal_entry(entry, &sam_journal_key).is_none()
+            );
             let opened = candor::commands::journal::open_journal_entry(entry, &alex_journal_key)
                 .ok_or_else(|| anyhow!("Alex's journal key opens Alex's entry"))?;
             let record = candor_shared::journal::JournalRecord::from_payload(&opened)?
@@ -187,7 +211,10 @@ fn backed_up_journal_entries_reach_the_partner_only_as_ciphertext_and_restore_fr
     assert_eq!(sam_verify["ok"], true, "{sam_verify}");
     assert_eq!(sam_verify["problems"], Value::Array(vec![]));
     let sam_texts = sam.texts()?;
-    assert!(sam_texts.iter().all(|t| !t.contains("journal-marker")), "{sam_texts:?}");
+    assert!(
+        sam_texts.iter().all(|t| !t.contains("journal-marker")),
+        "{sam_texts:?}"
+    );
     assert!(sam_texts.contains(&"Home by seven".to_string()));
     let found = markers_in(&sam.home, &["journal-marker".to_string()])?;
     assert!(found.is_empty(), "{found:?}");
@@ -196,7 +223,16 @@ fn backed_up_journal_entries_reach_the_partner_only_as_ciphertext_and_restore_fr
     // Restore Alex's device from a bundle into a fresh home.
     let bundle = tmp.path().join("alex.bundle");
     let env = [("CANDOR_BACKUP_PASSPHRASE", PASS)];
-    ok_env(&alex, &env, &["backup", "export", "--out", bundle.to_str().unwrap_or_default()])?;
+    ok_env(
+        &alex,
+        &env,
+        &[
+            "backup",
+            "export",
+            "--out",
+            bundle.to_str().unwrap_or_default(),
+        ],
+    )?;
     let restored = Device {
         home: tmp.path().join("alex-restored"),
     };
@@ -209,9 +245,17 @@ fn backed_up_journal_entries_reach_the_partner_only_as_ciphertext_and_restore_fr
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
     assert!(!restored.home.exists());
-    ok_env(&restored, &env, &["backup", "import", bundle.to_str().unwrap_or_default()])?;
+    ok_env(
+        &restored,
+        &env,
+        &["backup", "import", bundle.to_str().unwrap_or_default()],
+    )?;
     // A non-empty home is refused.
-    let again = run_env(&alex, &env, &["backup", "import", bundle.to_str().unwrap_or_default()])?;
+    let again = run_env(
+        &alex,
+        &env,
+        &["backup", "import", bundle.to_str().unwrap_or_default()],
+    )?;
     assert!(!again.status.success());
 
     assert_eq!(alex.entries()?, restored.entries()?);
@@ -284,7 +328,10 @@ fn a_wrong_passphrase_is_refused_clearly_and_changes_nothing() -> Result<()> {
     ] {
         let out = run_env(
             &alex,
-            &[("CANDOR_PASSPHRASE", "wrong"), ("CANDOR_NEW_PASSPHRASE", "other")],
+            &[
+                ("CANDOR_PASSPHRASE", "wrong"),
+                ("CANDOR_NEW_PASSPHRASE", "other"),
+            ],
             args,
         )?;
         assert!(!out.status.success(), "{args:?}");
@@ -296,13 +343,24 @@ fn a_wrong_passphrase_is_refused_clearly_and_changes_nothing() -> Result<()> {
     // The right one still works; a change takes effect and the old one stops working.
     ok_env(
         &alex,
-        &[("CANDOR_PASSPHRASE", PASS), ("CANDOR_NEW_PASSPHRASE", "new one")],
+        &[
+            ("CANDOR_PASSPHRASE", PASS),
+            ("CANDOR_NEW_PASSPHRASE", "new one"),
+        ],
         &["passphrase", "change"],
     )?;
     assert!(!run_env(&alex, &env, &["journal", "list"])?.status.success());
-    let listed = ok_env(&alex, &[("CANDOR_PASSPHRASE", "new one")], &["journal", "list"])?;
+    let listed = ok_env(
+        &alex,
+        &[("CANDOR_PASSPHRASE", "new one")],
+        &["journal", "list"],
+    )?;
     assert!(listed.contains("a quiet morning"));
-    ok_env(&alex, &[("CANDOR_PASSPHRASE", "new one")], &["passphrase", "remove"])?;
+    ok_env(
+        &alex,
+        &[("CANDOR_PASSPHRASE", "new one")],
+        &["passphrase", "remove"],
+    )?;
     assert!(alex.ok(&["journal", "list"])?.contains("a quiet morning"));
     Ok(())
 }
@@ -340,13 +398,26 @@ fn with_a_passphrase_no_stored_text_is_readable_on_disk() -> Result<()> {
     ok_env(&alex, &env, &["log", "add", m(2)])?;
     ok_env(&alex, &env, &["log", "add", "--kind", "disclosure", m(3)])?;
     ok_env(&alex, &env, &["checkin", m(4), "--eta", "19:30"])?;
-    ok_env(&alex, &env, &["promise", "add", m(5), "--due", "2030-01-01"])?;
+    ok_env(
+        &alex,
+        &env,
+        &["promise", "add", m(5), "--due", "2030-01-01"],
+    )?;
     ok_env(&alex, &env, &["plan", "add", "2030-01-02", m(6)])?;
-    ok_env(&alex, &env, &["plan", "add", "2030-01-03", m(7), "--busy-only"])?;
+    ok_env(
+        &alex,
+        &env,
+        &["plan", "add", "2030-01-03", m(7), "--busy-only"],
+    )?;
     ok_env(&alex, &env, &["support", "request", "talk", "--note", m(8)])?;
-    ok_env(&alex, &env, &["agreement", "propose", m(9), "--review", "2030-06-01"])?;
+    ok_env(
+        &alex,
+        &env,
+        &["agreement", "propose", m(9), "--review", "2030-06-01"],
+    )?;
     ok_env(&alex, &env, &["journal", "add", m(10)])?;
-    let listed: Value = serde_json::from_str(&ok_env(&alex, &env, &["journal", "list", "--json"])?)?;
+    let listed: Value =
+        serde_json::from_str(&ok_env(&alex, &env, &["journal", "list", "--json"])?)?;
     let id = listed[0]["id"].as_str().unwrap_or_default().to_string();
     ok_env(&alex, &env, &["journal", "edit", &id, m(11)])?;
     ok_env(&sam, &env, &["log", "add", m(12)])?;
@@ -355,7 +426,10 @@ fn with_a_passphrase_no_stored_text_is_readable_on_disk() -> Result<()> {
     ok_env(&sam, &env, &["sync"])?;
     ok_env(&alex, &env, &["sync"])?;
     let entries = ok_env(&alex, &env, &["log", "list"])?;
-    assert!(entries.contains(m(2)) && entries.contains(m(12)), "{entries}");
+    assert!(
+        entries.contains(m(2)) && entries.contains(m(12)),
+        "{entries}"
+    );
 
     // The test would see a marker written in the clear.
     let probe = tmp.path().join("probe");

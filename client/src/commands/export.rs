@@ -15,7 +15,12 @@ use candor_shared::journal::JournalView;
 use serde_json::json;
 use std::fmt::Write as _;
 
-fn markdown(name: &str, since: Option<&str>, log: &[Record], journal: Option<&[JournalView]>) -> String {
+fn markdown(
+    name: &str,
+    since: Option<&str>,
+    log: &[Record],
+    journal: Option<&[JournalView]>,
+) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Candor: records of {name}\n");
     let _ = writeln!(
@@ -65,7 +70,12 @@ fn markdown(name: &str, since: Option<&str>, log: &[Record], journal: Option<&[J
                 .edited_ms
                 .map(|ms| format!(" (edited {})", timefmt::short(ms)))
                 .unwrap_or_default();
-            let _ = writeln!(md, "### {}{edited}\n\n{}\n", timefmt::short(v.time_ms), v.text);
+            let _ = writeln!(
+                md,
+                "### {}{edited}\n\n{}\n",
+                timefmt::short(v.time_ms),
+                v.text
+            );
         }
     }
     md
@@ -129,7 +139,12 @@ pub fn export(ctx: &Ctx, args: &ExportArgs, out: &mut Output) -> Result<()> {
             }
             format!("{value:#}\n")
         }
-        _ => markdown(&identity.name, args.since.as_deref(), &log, journal.as_deref()),
+        _ => markdown(
+            &identity.name,
+            args.since.as_deref(),
+            &log,
+            journal.as_deref(),
+        ),
     };
     match &args.out {
         Some(path) => {

@@ -302,9 +302,7 @@ pub fn backup(ctx: &Ctx, on: bool, out: &mut Output) -> Result<()> {
     }
     let uploaded = upload_pending(ctx)?;
     if ctx.store.space_config()?.is_none() {
-        out.line(
-            "journal backup is on: entries go to the relay once this device is in a space",
-        );
+        out.line("journal backup is on: entries go to the relay once this device is in a space");
     } else {
         out.line(format!(
             "journal backup is on: {uploaded} earlier entr{} sealed for the relay (sent at the \

@@ -55,10 +55,12 @@ pub fn partner_name(ctx: &Ctx, paired: &Paired) -> Result<Option<String>> {
     };
     let (_, bytes) = first?;
     let entry = Entry::from_bytes(&bytes)?;
-    Ok(match entry.open_readable(&paired.key)?.map(|p| p.content()) {
-        Some(Ok(Content::Hello(hello))) => Some(hello.name),
-        _ => None,
-    })
+    Ok(
+        match entry.open_readable(&paired.key)?.map(|p| p.content()) {
+            Some(Ok(Content::Hello(hello))) => Some(hello.name),
+            _ => None,
+        },
+    )
 }
 
 fn records_of(
