@@ -915,6 +915,87 @@ mod tests {
     }
 
     #[test]
+    fn local_values_are_sealed_and_a_dump_restores_into_an_empty_store_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
+        let key = SpaceKey::from_bytes([3; 32]);
+        let space = SpaceId([4; 16]);
+        let dump = {
+            let store = Store::open(dir.path(), test_key()).unwrap();
+            store
+                .set_local_note(&EntryHash([7; 32]), "sealed-marker-words")
+                .unwrap();
+            store.set_cursor(42).unwrap();
+            store
+                .append_own(
+                    &LogWriter {
+                        author: &me,
+                        space: &space,
+                        key: &key,
+                        partner: None,
+                    },
+                    vec![note("a")],
+                    5,
+                    || [1; 24],
+                )
+                .unwrap();
+            // The raw tree holds ciphertext only, bound to its tree and key.
+            let raw = store.local.tree.get(EntryHash([7; 32]).0).unwrap().unwrap();
+            assert!(!raw.windows(6).any(|w| w == b"sealed"));
+            assert!(store.local.open(&[8; 32], &raw).is_err());
+            store.flush().unwrap();
+            store.dump().unwrap()
+        };
+        // Another key does not open the store's values.
+        let wrong = Store::open(dir.path(), Arc::new(StorageKey::from_bytes([8; 32]))).unwrap();
+        assert!(wrong.local_note(&EntryHash([7; 32])).is_err());
+        drop(wrong);
+        let other = tempfile::tempdir().unwrap();
+        let restored =
+            Store::open(other.path(), Arc::new(StorageKey::from_bytes([5; 32]))).unwrap();
+        let mut steps = 0;
+        restored.restore(&dump, |n| steps = n).unwrap();
+        assert!(steps >= 4);
+        assert_eq!(
+            restored.local_note(&EntryHash([7; 32])).unwrap().as_deref(),
+            Some("sealed-marker-words")
+        );
+        assert_eq!(restored.cursor().unwrap(), 42);
+        assert_eq!(restored.head(&me.device_key()).unwrap().count, 1);
+        assert!(matches!(
+            restored.restore(&dump, |_| {}),
+            Err(StoreError::NotEmpty)
+        ));
+    }
+
+    #[test]
+    fn values_written_before_encryption_at_rest_are_sealed_on_first_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("local")
+                .unwrap()
+                .insert([7; 32], b"old plain words".as_slice())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), test_key()).unwrap();
+        assert_eq!(
+            store.local_note(&EntryHash([7; 32])).unwrap().as_deref(),
+            Some("old plain words")
+        );
+        let raw = store.local.tree.get([7; 32]).unwrap().unwrap();
+        assert!(!raw.windows(5).any(|w| w == b"plain"));
+        drop(store);
+        // Opening again does not seal twice.
+        let store = Store::open(dir.path(), test_key()).unwrap();
+        assert_eq!(
+            store.local_note(&EntryHash([7; 32])).unwrap().as_deref(),
+            Some("old plain words")
+        );
+    }
+
+    #[test]
     fn a_second_open_reports_locked() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path(), test_key()).unwrap();

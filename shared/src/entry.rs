@@ -481,6 +481,55 @@ mod tests {
     }
 
     #[test]
+    fn journal_entries_look_shared_open_only_with_the_journal_key_and_read_as_private() {
+        let (author, key, shared) = sample();
+        let journal = crate::keys::JournalKey::from_bytes([8; 32]);
+        let draft = Draft {
+            class: Class::Shared,
+            space: SpaceId([4; 16]),
+            seq: 1,
+            prev: shared.hash,
+            time_ms: 1_700_000_000_001,
+            partner_seen: PartnerSeen::default(),
+            nonce: [6; 24],
+        };
+        let payload = Payload::checkpoint();
+        let private = Entry::seal_with(
+            draft.clone(),
+            &payload,
+            &journal.entry_key(&[6; 24]),
+            &author,
+        )
+        .unwrap();
+        assert_eq!(private.header.class, Class::Shared);
+        assert_eq!(private.ciphertext.len(), shared.ciphertext.len());
+        let decoded = Entry::from_bytes(&private.to_bytes()).unwrap();
+        assert_eq!(decoded.open(&key), Err(EntryError::Decrypt));
+        assert_eq!(decoded.open_readable(&key), Ok(None));
+        assert_eq!(
+            decoded.open_with(&journal.entry_key(&decoded.header.nonce)),
+            Ok(payload.clone())
+        );
+        let other = crate::keys::JournalKey::from_bytes([9; 32]);
+        assert!(decoded
+            .open_with(&other.entry_key(&decoded.header.nonce))
+            .is_err());
+        assert_eq!(shared.open_readable(&key).unwrap(), shared.open(&key).ok());
+        // A control entry that does not open is an error, never a private entry.
+        let control = Entry::seal_with(
+            Draft {
+                class: Class::Control,
+                ..draft
+            },
+            &payload,
+            &journal.entry_key(&[6; 24]),
+            &author,
+        )
+        .unwrap();
+        assert_eq!(control.open_readable(&key), Err(EntryError::Decrypt));
+    }
+
+    #[test]
     fn seal_then_open_round_trips() {
         let (_, key, entry) = sample();
         let bytes = entry.to_bytes();

@@ -161,7 +161,7 @@ pub fn import(home: &Home, file: &Path, protect: bool, interactive: bool) -> Res
     } else {
         None
     };
-    let created = !home.root().exists();
+    let existed = home.root().exists();
     let result = (|| -> Result<Output> {
         home.create()?;
         let key = home.create_storage_key(device_pass.as_ref().map(|p| p.as_bytes()))?;
@@ -188,9 +188,12 @@ pub fn import(home: &Home, file: &Path, protect: bool, interactive: bool) -> Res
         out.line("Next: `candor sync` carries on where the bundle left off. Do not keep using the old device.");
         Ok(out)
     })();
-    if result.is_err() && created {
-        // Leave nothing half-restored behind in the directory this command created.
+    if result.is_err() {
+        // The home was empty: leave nothing half-restored behind.
         let _ = std::fs::remove_dir_all(home.root());
+        if existed {
+            let _ = std::fs::create_dir(home.root());
+        }
     }
     result
 }
