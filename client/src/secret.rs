@@ -1,7 +1,7 @@
 //! Passphrases: read from the environment (for scripts) or typed without echo on a terminal,
 //! kept zeroized, and used to unlock a home's storage key.
 
-use crate::home::{Home, HomeError};
+use crate::home::Home;
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::at_rest::{AtRestError, KeyFile};
 use std::io::IsTerminal as _;
@@ -91,9 +91,4 @@ pub fn unlock(home: &Home) -> Result<Home> {
             Ok(home.clone().with_key(key))
         }
     }
-}
-
-/// Whether an error means the data is locked with a passphrase.
-pub fn is_locked(e: &HomeError) -> bool {
-    matches!(e, HomeError::Locked)
 }
