@@ -83,6 +83,9 @@ pub const SEALED_TREES: [&str; 4] = ["meta", "local", "evidence", "journal"];
 pub const ENTRY_TREES: [&str; 2] = ["log", "ids"];
 const META_SEALED: &[u8] = b"sealed_at_rest";
 const META_JOURNAL_BACKUP: &[u8] = b"journal_backup";
+/// Set by a restore from a bundle: own entries the relay holds beyond the bundle (written by the
+/// old device after the export) are adopted at the next sync, until this device writes its own.
+const META_ADOPT_OWN: &[u8] = b"adopt_own";
 
 fn nonce() -> Result<[u8; 24], StoreError> {
     let mut bytes = [0u8; 24];
@@ -393,12 +396,32 @@ impl Store {
             }
         }
         self.meta.insert(META_SEALED, &[1])?;
+        self.meta.insert(META_ADOPT_OWN, &[1])?;
         self.flush()
     }
 
     /// Sets (or clears) the hook called after each new incoming entry is stored.
     pub fn set_applied_hook(&self, hook: Option<AppliedHook>) {
         *self.on_applied.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    /// After a restore: accepts an entry of this device's own log that the old device wrote
+    /// after the bundle was made, if it is signed by this device's key and extends the log.
+    fn adopt_own(&self, keys: &LogKeys<'_>, bytes: &[u8]) -> Result<Incoming, StoreError> {
+        let entry = Entry::from_bytes(bytes).map_err(IncomingError::Damaged)?;
+        let seq = entry.header.seq;
+        if entry.header.author != keys.me {
+            return Err(IncomingError::UnknownOwnEntry { seq }.into());
+        }
+        match self.head(&keys.me)?.classify(&keys.space, &entry.header) {
+            Ok(candor_shared::chain::Fit::Next) => Ok(Incoming::New {
+                payload: entry
+                    .open_readable(keys.key)
+                    .map_err(IncomingError::Undecryptable)?,
+                entry: Box::new(entry),
+            }),
+            _ => Err(IncomingError::UnknownOwnEntry { seq }.into()),
+        }
     }
 
     /// Whether journal entries are backed up to the relay.
@@ -720,6 +743,10 @@ impl Store {
             partner,
         } = writer;
         let _guard = self.lock();
+        // Once this device writes, its log is its own again: no more adoption after a restore.
+        if self.meta.contains_key(META_ADOPT_OWN)? {
+            self.meta.tree.remove(META_ADOPT_OWN)?;
+        }
         let me = author.device_key();
         let mut head = self.head(&me)?;
         let partner_seen = match partner {
@@ -796,7 +823,15 @@ impl Store {
         if let Some(e) = lookup_error {
             return Err(e);
         }
-        match verdict? {
+        let verdict = match verdict {
+            Err(IncomingError::UnknownOwnEntry { .. })
+                if self.meta.contains_key(META_ADOPT_OWN)? =>
+            {
+                self.adopt_own(keys, bytes)?
+            }
+            other => other?,
+        };
+        match verdict {
             Incoming::AlreadyHeld => Ok(None),
             Incoming::New { entry, .. } => {
                 self.insert_entries(std::slice::from_ref(&entry))?;

@@ -185,7 +185,10 @@ pub fn import(home: &Home, file: &Path, protect: bool, interactive: bool) -> Res
             home.root().display(),
             timefmt::short(bundle.created_ms)
         ));
-        out.line("Next: `candor sync` carries on where the bundle left off. Do not keep using the old device.");
+        out.line(
+            "Next: run `candor sync` before writing anything: it also takes back entries the \
+             old device wrote after this bundle. Do not keep using the old device.",
+        );
         Ok(out)
     })();
     if result.is_err() {
