@@ -405,6 +405,12 @@ impl Store {
         *self.on_applied.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
+    /// Whether this device was restored from a bundle and has not written since (see
+    /// [`Store::apply_incoming`]: own entries the old device wrote later are then adopted).
+    pub fn adopting_own(&self) -> Result<bool, StoreError> {
+        Ok(self.meta.contains_key(META_ADOPT_OWN)?)
+    }
+
     /// After a restore: accepts an entry of this device's own log that the old device wrote
     /// after the bundle was made, if it is signed by this device's key and extends the log.
     fn adopt_own(&self, keys: &LogKeys<'_>, bytes: &[u8]) -> Result<Incoming, StoreError> {
