@@ -408,7 +408,7 @@ impl Store {
     /// Whether this device was restored from a bundle and has not written since (see
     /// [`Store::apply_incoming`]: own entries the old device wrote later are then adopted).
     pub fn adopting_own(&self) -> Result<bool, StoreError> {
-        Ok(self.meta.contains_key(META_ADOPT_OWN)?)
+        self.meta.contains_key(META_ADOPT_OWN)
     }
 
     /// After a restore: accepts an entry of this device's own log that the old device wrote
