@@ -38,11 +38,59 @@ pub enum Command {
     ///
     /// Run once per device. Keys are drawn from the OS random number generator and stored in
     /// 0600 files under --home. Running it again refuses and changes nothing.
+    ///
+    /// Also creates the local storage key that encrypts everything this device keeps, and your
+    /// personal journal key. With --passphrase the storage key is wrapped by a passphrase
+    /// (Argon2id): you type it on a terminal (or set CANDOR_NEW_PASSPHRASE / CANDOR_PASSPHRASE
+    /// in scripts) and every later command asks for it (or reads CANDOR_PASSPHRASE). If you lose
+    /// the passphrase, the data on this device is lost: nobody can recover it.
     Init {
         /// The name your partner will see next to your entries.
         #[arg(long)]
         name: String,
+        /// Protect this device's data with a passphrase (recommended on a shared device).
+        #[arg(long)]
+        passphrase: bool,
     },
+    /// Set, change or remove the passphrase that protects this device's data.
+    ///
+    /// Without a passphrase, the storage key sits in a 0600 file beside the data: anyone who can
+    /// read this device's disk can read everything. With one, they see sizes, counts and times,
+    /// never your words or keys. A lost passphrase means lost data: keep a recovery bundle
+    /// (`candor backup export`). In scripts: CANDOR_PASSPHRASE is the current passphrase,
+    /// CANDOR_NEW_PASSPHRASE the new one.
+    #[command(subcommand)]
+    Passphrase(PassphraseCommand),
+    /// Your private journal: for you alone, never readable by your partner.
+    ///
+    /// Works right after `candor init`, with no space and no relay. Entries stay on this device
+    /// (encrypted at rest) unless you turn `candor journal backup on`.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+    /// Encrypted recovery bundles: everything this device holds, protected by a passphrase.
+    ///
+    /// A lost bundle passphrase means the bundle cannot be opened by anyone, you included.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Write your own records in a readable form (Markdown or JSON), or a proof of chosen
+    /// entries a third party can check (--verifiable), e.g. for a counsellor.
+    ///
+    /// Without --verifiable: the entries of your own log (not your partner's) and, with
+    /// --journal, your journal. The output is plain text: keep it somewhere safe and delete it
+    /// when done.
+    ///
+    /// With --verifiable --select IDS --out FILE: the file proves to anyone, offline and with no
+    /// key (`candor verify-export FILE`), that each chosen entry — yours or your partner's — was
+    /// signed by its author's device and sits at its place in one unbroken log whose head the
+    /// other partner's device acknowledged. It reveals the chosen entries' text and each author's
+    /// name, and of the entries left out only their number. The proof needs a checkpoint of each
+    /// log that the other device acknowledged; if there is none yet, the export writes a
+    /// checkpoint asking for one and exits with code 3: sync both devices (a running
+    /// `sync --watch` does it by itself) and run it again.
+    #[command(
+        after_help = "Examples:\n  candor export --format md --journal --since 2026-11-01 --out for-me.md\n  candor export --verifiable --select 3f2a9c,81be04 --out for-our-counsellor.json\n  candor verify-export for-our-counsellor.json"
+    )]
+    Export(ExportArgs),
     /// Create, join or inspect the couple's shared space.
     #[command(subcommand)]
     Space(SpaceCommand),
@@ -101,20 +149,6 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Export records, e.g. to bring to a counsellor.
-    ///
-    /// With --verifiable, the file proves to anyone, offline and with no key, that each chosen
-    /// entry was signed by its author's device and sits at its place in one unbroken log whose
-    /// head the partner's device acknowledged. It reveals the chosen entries' text and each
-    /// author's name, and of the entries left out only their number.
-    ///
-    /// The proof needs a checkpoint of each log that the other partner's device acknowledged. If
-    /// there is none yet, the export writes a checkpoint asking for one and exits with code 3:
-    /// sync both devices (a running `sync --watch` does it by itself) and run it again.
-    #[command(
-        after_help = "Example:\n  candor export --verifiable --select 3f2a9c,81be04 --out for-our-counsellor.json\n  candor verify-export for-our-counsellor.json"
-    )]
-    Export(ExportArgs),
     /// Check a file written by `candor export --verifiable`: offline, with no identity or key.
     ///
     /// Exits 0 and lists the proven entries if every signature, audit path and countersignature
@@ -126,20 +160,6 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// `candor export` options.
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    /// Write a file a third party can verify (`candor verify-export`).
-    #[arg(long, requires = "select")]
-    pub verifiable: bool,
-    /// The entries to disclose: ids or id prefixes from `candor log list`, comma-separated.
-    #[arg(long, value_name = "ID,ID…")]
-    pub select: Option<String>,
-    /// Where to write the file.
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
 }
 
 /// `candor sync` options.
@@ -396,4 +416,125 @@ pub enum AgreementCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `candor passphrase …`
+#[derive(Debug, Subcommand)]
+pub enum PassphraseCommand {
+    /// Protect this device's data with a passphrase (asked twice on a terminal).
+    Set,
+    /// Change the passphrase (asks for the current one, then the new one twice).
+    Change,
+    /// Remove the passphrase: the storage key goes back to a 0600 file readable by anyone with
+    /// this device's disk.
+    Remove,
+}
+
+/// `candor journal …`
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Write a journal entry: TEXT, or --file F, or - to read standard input.
+    Add {
+        /// The words (or - for standard input).
+        #[arg(num_args = 0.., value_name = "TEXT", required_unless_present = "file")]
+        text: Vec<String>,
+        /// Read the entry from this file (- for standard input).
+        #[arg(long, value_name = "F", conflicts_with = "text")]
+        file: Option<PathBuf>,
+    },
+    /// Rewrite a journal entry; the earlier version is kept, and the list shows the latest.
+    Edit {
+        /// The entry's id (or a unique prefix of at least 4 characters).
+        id: String,
+        /// The new words (or - for standard input).
+        #[arg(num_args = 0.., value_name = "TEXT", required_unless_present = "file")]
+        text: Vec<String>,
+        /// Read the new words from this file (- for standard input).
+        #[arg(long, value_name = "F", conflicts_with = "text")]
+        file: Option<PathBuf>,
+    },
+    /// List journal entries, oldest first.
+    List {
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+        /// Only entries written on or after this date (2026-12-01, or RFC 3339).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+    },
+    /// Find journal entries containing all the given words (any case).
+    Search {
+        /// The words.
+        #[arg(required = true, num_args = 1.., value_name = "WORDS")]
+        words: Vec<String>,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Back journal entries up to the relay (on) or keep them on this device only (off).
+    ///
+    /// When on, entries (also those written earlier) go to the relay sealed under your
+    /// personal journal key, looking like any other entry to the relay: same size buckets, same
+    /// public class. Your partner's device receives them as ciphertext it cannot open. Only a
+    /// recovery bundle (`candor backup export`) holds the key that reads them back. Off by
+    /// default; turning it off stops new uploads (entries already uploaded stay, sealed).
+    Backup {
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Print one reflection prompt: a question about what you notice and need.
+    Prompt,
+}
+
+/// `candor backup …`
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write an encrypted recovery bundle of this device: keys (identity, space, journal) and
+    /// all data (both logs, journal, local notes).
+    ///
+    /// The bundle is protected by a passphrase you choose (asked twice on a terminal, or
+    /// CANDOR_BACKUP_PASSPHRASE). A lost bundle passphrase means a lost bundle: nobody can
+    /// open it. Anyone with the bundle and its passphrase can act as this device.
+    Export {
+        /// Where to write the bundle (must not exist yet).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a recovery bundle into a new, empty home (--home DIR), then `candor sync`.
+    ///
+    /// The restored device carries on the same log: do not keep using the old device. Asks for
+    /// the bundle's passphrase (or CANDOR_BACKUP_PASSPHRASE); a wrong one is refused and nothing
+    /// is created.
+    Import {
+        /// The bundle written by `candor backup export`.
+        file: PathBuf,
+        /// Protect the restored device's data with a passphrase (as `candor init --passphrase`).
+        #[arg(long)]
+        passphrase: bool,
+    },
+}
+
+/// `candor export` options.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// md (Markdown, for reading) or json (for tools).
+    #[arg(long, value_parser = ["md", "json"], default_value = "md")]
+    pub format: String,
+    /// Include your private journal.
+    #[arg(long)]
+    pub journal: bool,
+    /// Only records written on or after this date (2026-12-01, or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Write to this file (created 0600) instead of standard output; required with --verifiable.
+    #[arg(long, value_name = "FILE", required_if_eq("verifiable", "true"))]
+    pub out: Option<PathBuf>,
+    /// Write a file a third party can verify (`candor verify-export`) instead.
+    #[arg(long, requires = "select", conflicts_with_all = ["journal", "since"])]
+    pub verifiable: bool,
+    /// With --verifiable: the entries to disclose, ids or id prefixes from `candor log list`,
+    /// comma-separated.
+    #[arg(long, value_name = "ID,ID…", requires = "verifiable")]
+    pub select: Option<String>,
 }

@@ -38,6 +38,16 @@ pub struct Forwarded {
     pub cwd: PathBuf,
     /// Standard input, for commands that read it (`log import -`).
     pub stdin: Option<String>,
+    /// A passphrase the typing process read for the command (`backup export`).
+    #[serde(default)]
+    pub passphrase: Option<String>,
+}
+
+impl Drop for Forwarded {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.passphrase.zeroize();
+    }
 }
 
 /// Binds the socket, refusing if another `sync --watch` is already serving it.
@@ -95,9 +105,11 @@ pub async fn serve(
                         let ctx = Ctx {
                             home,
                             store,
-                            cwd: request.cwd,
-                            stdin: request.stdin,
+                            cwd: request.cwd.clone(),
+                            stdin: request.stdin.clone(),
                             watch: Some(wake),
+                            passphrase: request.passphrase.clone().map(zeroize::Zeroizing::new),
+                            interactive: false,
                         };
                         commands::execute(&ctx, cli.command).await
                     }

@@ -2,23 +2,31 @@
 //!
 //! ```text
 //! HOME/               mode 0700
-//!   identity.key      0600  device name, Ed25519 seed, X25519 secret
-//!   space.key         0600  space id and space key, once paired
-//!   store/            sled database (see `store`)
+//!   storage.key       0600  the local storage key: in the clear, or wrapped by a passphrase
+//!                           with Argon2id (see `candor_shared::at_rest`)
+//!   identity.key      0600  device name, Ed25519 seed, X25519 secret   } sealed under the
+//!   space.key         0600  space id and space key, once paired         } storage key
+//!   journal.key       0600  the personal journal key                    }
+//!   store/            sled database (see `store`), its values sealed under the storage key
 //!   candor.sock       local socket of a running `sync --watch`
 //! ```
 //!
 //! Key files are written atomically (temporary file, fsync, rename, fsync of the directory), so a
-//! crash leaves either the old file or the new one, never a torn key.
+//! crash leaves either the old file or the new one, never a torn key. The secret key files are
+//! `CNDRSEAL` followed by a value sealed under the storage key (label: the file name); files
+//! written by earlier versions (plain postcard) are still read, and sealed on the next
+//! [`Home::seal_legacy_files`].
 
+use candor_shared::at_rest::{AtRestError, KdfParams, KeyFile, StorageKey};
 use candor_shared::invite::InviteSecret;
-use candor_shared::keys::{DeviceSecrets, SpaceKey};
+use candor_shared::keys::{DeviceSecrets, JournalKey, SpaceKey};
 use candor_shared::SpaceId;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Errors reading or writing the home directory.
@@ -40,6 +48,20 @@ pub enum HomeError {
     /// A key file does not decode.
     #[error("key file {0} is damaged")]
     Damaged(PathBuf),
+    /// The storage key is wrapped by a passphrase and this process has not unlocked it.
+    #[error("this device's data is locked with a passphrase")]
+    Locked,
+    /// A sealed file or the storage key file does not open.
+    #[error("{path}: {source}")]
+    Sealed {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: AtRestError,
+    },
+    /// The OS random number generator failed.
+    #[error("the OS random number generator failed")]
+    Random,
     /// A key file is readable by others.
     #[error("key file {path} has permissions {mode:o}; it must be 0600 (run `chmod 600 {path}`)")]
     Permissions {
@@ -96,16 +118,205 @@ pub struct Identity {
     pub secrets: DeviceSecrets,
 }
 
-/// A device's home directory.
+/// The journal key as stored on disk. Zeroized when dropped.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct JournalKeyFile {
+    format: u8,
+    key: [u8; 32],
+}
+
+/// Magic prefix of a key file sealed under the storage key.
+const SEALED_MAGIC: &[u8; 8] = b"CNDRSEAL";
+
+/// Names of the secret key files a recovery bundle carries.
+pub const KEY_FILES: [&str; 3] = ["identity.key", "space.key", "journal.key"];
+
+/// A key file's name and plaintext (zeroized when dropped).
+pub type KeyFilePlain = (String, zeroize::Zeroizing<Vec<u8>>);
+
+/// A device's home directory, and its storage key once unlocked.
 #[derive(Debug, Clone)]
 pub struct Home {
     root: PathBuf,
+    key: Option<Arc<StorageKey>>,
+}
+
+fn random<const N: usize>() -> Result<[u8; N], HomeError> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).map_err(|_| HomeError::Random)?;
+    Ok(bytes)
 }
 
 impl Home {
-    /// The home at `root` (not created yet).
+    /// The home at `root` (not created yet, or not unlocked yet).
     pub fn new(root: PathBuf) -> Self {
-        Self { root }
+        Self { root, key: None }
+    }
+
+    /// This home with its storage key unlocked.
+    pub fn with_key(mut self, key: StorageKey) -> Self {
+        self.key = Some(Arc::new(key));
+        self
+    }
+
+    fn storage_key_path(&self) -> PathBuf {
+        self.root.join("storage.key")
+    }
+
+    /// Whether the storage key file exists (homes made before encryption at rest lack it).
+    pub fn has_storage_key(&self) -> bool {
+        self.storage_key_path().exists()
+    }
+
+    /// The storage key file, decoded (still wrapped if a passphrase is set).
+    pub fn key_file(&self) -> Result<KeyFile, HomeError> {
+        let path = self.storage_key_path();
+        let bytes = read_secret_file(&path)?;
+        KeyFile::decode(&bytes).map_err(|source| HomeError::Sealed { path, source })
+    }
+
+    /// The storage key: the unlocked one, or the key file's if no passphrase is set.
+    pub fn storage_key(&self) -> Result<Arc<StorageKey>, HomeError> {
+        if let Some(key) = &self.key {
+            return Ok(key.clone());
+        }
+        match self.key_file()? {
+            KeyFile::Plain(key) => Ok(Arc::new(key)),
+            KeyFile::Wrapped(_) => Err(HomeError::Locked),
+        }
+    }
+
+    /// Writes the storage key file for `key`: wrapped by `passphrase` (Argon2id) if given, else
+    /// in the clear (0600). Replaces any existing file atomically; the data stays sealed under
+    /// the same key, so only this file changes.
+    pub fn write_storage_key(
+        &self,
+        key: &StorageKey,
+        passphrase: Option<&[u8]>,
+    ) -> Result<(), HomeError> {
+        let path = self.storage_key_path();
+        let bytes = match passphrase {
+            None => key.to_plain_file(),
+            Some(passphrase) => zeroize::Zeroizing::new(
+                key.to_wrapped_file(passphrase, random()?, random()?, KdfParams::DEFAULT)
+                    .map_err(|source| HomeError::Sealed {
+                        path: path.clone(),
+                        source,
+                    })?,
+            ),
+        };
+        write_secret_file(&path, &bytes, true)
+    }
+
+    /// Creates a new storage key from the OS RNG and its key file.
+    pub fn create_storage_key(&self, passphrase: Option<&[u8]>) -> Result<StorageKey, HomeError> {
+        let key = StorageKey::from_bytes(random()?);
+        self.write_storage_key(&key, passphrase)?;
+        Ok(key)
+    }
+
+    fn seal_file(
+        &self,
+        path: &Path,
+        plain: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, HomeError> {
+        let key = self.storage_key()?;
+        let name = path
+            .file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default();
+        let mut out = SEALED_MAGIC.to_vec();
+        out.extend(key.seal(name, plain, random()?));
+        Ok(zeroize::Zeroizing::new(out))
+    }
+
+    /// Reads a key file's plaintext, opening it under the storage key if sealed.
+    fn read_key_file(&self, path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, HomeError> {
+        let bytes = read_secret_file(path)?;
+        match bytes.strip_prefix(SEALED_MAGIC.as_slice()) {
+            Some(sealed) => {
+                let key = self.storage_key()?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.as_encoded_bytes())
+                    .unwrap_or_default();
+                key.open(name, sealed).map_err(|source| HomeError::Sealed {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+            None => Ok(bytes),
+        }
+    }
+
+    /// Seals key files written in the clear by versions before encryption at rest.
+    pub fn seal_legacy_files(&self) -> Result<(), HomeError> {
+        for name in KEY_FILES {
+            let path = self.root.join(name);
+            if !path.exists() {
+                continue;
+            }
+            let bytes = read_secret_file(&path)?;
+            if !bytes.starts_with(SEALED_MAGIC) {
+                let sealed = self.seal_file(&path, &bytes)?;
+                write_secret_file(&path, &sealed, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The plaintext of every secret key file present, for a recovery bundle.
+    pub fn export_key_files(&self) -> Result<Vec<KeyFilePlain>, HomeError> {
+        let mut out = Vec::new();
+        for name in KEY_FILES {
+            let path = self.root.join(name);
+            if path.exists() {
+                out.push((name.to_string(), self.read_key_file(&path)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a key file from a recovery bundle, sealed under this home's storage key. Only the
+    /// names in [`KEY_FILES`] are accepted.
+    pub fn import_key_file(&self, name: &str, plain: &[u8]) -> Result<(), HomeError> {
+        let Some(name) = KEY_FILES.iter().find(|n| **n == name) else {
+            return Err(HomeError::Damaged(self.root.join(name)));
+        };
+        let path = self.root.join(name);
+        let sealed = self.seal_file(&path, plain)?;
+        write_secret_file(&path, &sealed, true)
+    }
+
+    fn journal_key_path(&self) -> PathBuf {
+        self.root.join("journal.key")
+    }
+
+    /// The personal journal key, created from the OS RNG on first use (at `candor init`, or on
+    /// first journal use for homes made before the journal existed).
+    pub fn journal_key(&self) -> Result<JournalKey, HomeError> {
+        let path = self.journal_key_path();
+        if !path.exists() {
+            let file = JournalKeyFile {
+                format: 1,
+                key: random()?,
+            };
+            let bytes = zeroize::Zeroizing::new(postcard::to_stdvec(&file).unwrap_or_default());
+            let sealed = self.seal_file(&path, &bytes)?;
+            // Never replaces: if two processes race, the first key wins and both read it.
+            match write_secret_file(&path, &sealed, false) {
+                Ok(()) => {}
+                Err(_) if path.exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let bytes = self.read_key_file(&path)?;
+        let file: JournalKeyFile =
+            postcard::from_bytes(&bytes).map_err(|_| HomeError::Damaged(path.clone()))?;
+        if file.format != 1 {
+            return Err(HomeError::Damaged(path));
+        }
+        Ok(JournalKey::from_bytes(file.key))
     }
 
     /// The platform's default home (e.g. `~/.local/share/candor` on Linux).
@@ -158,7 +369,8 @@ impl Home {
             exchange_secret: *exchange_secret,
         };
         let bytes = zeroize::Zeroizing::new(postcard::to_stdvec(&file).unwrap_or_default());
-        write_secret_file(&self.identity_path(), &bytes, false)
+        let path = self.identity_path();
+        write_secret_file(&path, &self.seal_file(&path, &bytes)?, false)
     }
 
     /// Reads the identity.
@@ -167,7 +379,7 @@ impl Home {
         if !path.exists() {
             return Err(HomeError::NoIdentity(self.root.clone()));
         }
-        let bytes = read_secret_file(&path)?;
+        let bytes = self.read_key_file(&path)?;
         let file: IdentityFile =
             postcard::from_bytes(&bytes).map_err(|_| HomeError::Damaged(path.clone()))?;
         if file.format != 1 {
@@ -193,7 +405,8 @@ impl Home {
             invite_secret: invite_secret.map(|s| s.0),
         };
         let bytes = zeroize::Zeroizing::new(postcard::to_stdvec(&file).unwrap_or_default());
-        write_secret_file(&self.space_key_path(), &bytes, true)
+        let path = self.space_key_path();
+        write_secret_file(&path, &self.seal_file(&path, &bytes)?, true)
     }
 
     /// Reads the space key, if the device is paired.
@@ -202,7 +415,7 @@ impl Home {
         if !path.exists() {
             return Ok(None);
         }
-        let bytes = read_secret_file(&path)?;
+        let bytes = self.read_key_file(&path)?;
         let file: SpaceKeyFile =
             postcard::from_bytes(&bytes).map_err(|_| HomeError::Damaged(path.clone()))?;
         if file.format != 1 {
@@ -271,6 +484,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path().join("h"));
         home.create().unwrap();
+        home.create_storage_key(None).unwrap();
         let identity = Identity {
             name: "Sam".into(),
             secrets: DeviceSecrets::from_seeds([1; 32], [2; 32]),
@@ -296,9 +510,33 @@ mod tests {
     }
 
     #[test]
+    fn key_files_are_sealed_and_need_the_unlocked_key_when_a_passphrase_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let locked = Home::new(dir.path().to_path_buf());
+        let key = locked.create_storage_key(Some(b"pass")).unwrap();
+        let home = locked.clone().with_key(key);
+        home.write_identity(&Identity {
+            name: "MarkerName".into(),
+            secrets: DeviceSecrets::from_seeds([1; 32], [2; 32]),
+        })
+        .unwrap();
+        let raw = fs::read(home.identity_path()).unwrap();
+        assert!(raw.starts_with(SEALED_MAGIC));
+        assert!(!raw.windows(10).any(|w| w == b"MarkerName"));
+        assert!(!raw.windows(32).any(|w| w == [1; 32]));
+        assert_eq!(home.identity().unwrap().name, "MarkerName");
+        assert!(matches!(locked.identity(), Err(HomeError::Locked)));
+        let journal = home.journal_key().unwrap();
+        assert_eq!(home.journal_key().unwrap(), journal);
+        let files = home.export_key_files().unwrap();
+        assert_eq!(files.len(), 2);
+    }
+
+    #[test]
     fn readable_key_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path().to_path_buf());
+        home.create_storage_key(None).unwrap();
         home.write_space_key(&SpaceId([1; 16]), &SpaceKey::from_bytes([2; 32]), None)
             .unwrap();
         fs::set_permissions(home.space_key_path(), fs::Permissions::from_mode(0o644)).unwrap();

@@ -10,6 +10,7 @@
 //! * [`daemon`]: the local socket through which other `candor` processes reach a running
 //!   `sync --watch`, which holds the database open.
 //! * [`checks`]: the consistency audit of both logs, and checkpoints.
+//! * [`secret`]: passphrases and unlocking the storage key; [`progress`]: terminal progress.
 //! * [`cli`] and [`commands`]: the command line.
 
 pub mod checks;
@@ -19,6 +20,8 @@ pub mod daemon;
 pub mod home;
 pub mod net;
 pub mod output;
+pub mod progress;
+pub mod secret;
 pub mod store;
 pub mod syncer;
 pub mod timefmt;

@@ -2,11 +2,14 @@
 //! `sync --watch` that holds this device's store.
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use candor::cli::{Cli, Command, LogCommand, SpaceCommand};
+use candor::cli::{
+    BackupCommand, Cli, Command, JournalCommand, LogCommand, PassphraseCommand, SpaceCommand,
+};
 use candor::commands::{self, random, Ctx};
 use candor::daemon::{self, Forwarded};
 use candor::home::{Home, Identity};
 use candor::output::Output;
+use candor::secret;
 use candor::store::{Store, StoreError};
 use candor_shared::keys::DeviceSecrets;
 use clap::Parser as _;
@@ -55,13 +58,75 @@ async fn run(cli: Cli) -> Result<i32> {
     })?;
     let home = Home::new(root);
     match cli.command {
-        Command::Init { name } => init(&home, &name),
+        Command::Init { name, passphrase } => init(&home, &name, passphrase),
+        Command::Passphrase(command) => passphrase(&home, command),
+        Command::Backup(BackupCommand::Import { file, passphrase }) => {
+            let output = commands::backup::import(
+                &home,
+                &file,
+                passphrase,
+                candor::progress::stderr_is_terminal(),
+            )?;
+            output.emit();
+            Ok(output.code)
+        }
         Command::Sync(args) if args.watch => watch(&home).await,
         command => run_elsewhere_or_here(&home, command).await,
     }
 }
 
-fn init(home: &Home, name: &str) -> Result<i32> {
+fn passphrase(home: &Home, command: PassphraseCommand) -> Result<i32> {
+    if !home.has_identity() {
+        bail!(
+            "no device identity in {}: run `candor init --name NAME` first",
+            home.root().display()
+        );
+    }
+    let wrapped = home.has_storage_key() && home.key_file()?.is_wrapped();
+    let mut out = Output::default();
+    match command {
+        PassphraseCommand::Set => {
+            if wrapped {
+                bail!(
+                    "a passphrase is already set; use `candor passphrase change`; nothing changed"
+                );
+            }
+            let home = secret::unlock(home)?;
+            let new = secret::new(
+                &[secret::ENV_NEW_PASSPHRASE, secret::ENV_PASSPHRASE],
+                "passphrase for this device's data",
+            )?;
+            home.write_storage_key(&*home.storage_key()?, Some(new.as_bytes()))?;
+            out.line("passphrase set: this device's data now opens only with it");
+            out.note("if you lose the passphrase, the data on this device is lost; keep a recovery bundle (`candor backup export`)");
+        }
+        PassphraseCommand::Change => {
+            if !wrapped {
+                bail!("no passphrase is set; use `candor passphrase set`; nothing changed");
+            }
+            let home = secret::unlock(home)?;
+            let new = secret::new(
+                &[secret::ENV_NEW_PASSPHRASE],
+                "passphrase for this device's data",
+            )?;
+            home.write_storage_key(&*home.storage_key()?, Some(new.as_bytes()))?;
+            out.line("passphrase changed");
+        }
+        PassphraseCommand::Remove => {
+            if !wrapped {
+                bail!("no passphrase is set; nothing changed");
+            }
+            let home = secret::unlock(home)?;
+            home.write_storage_key(&*home.storage_key()?, None)?;
+            out.line("passphrase removed");
+            out.note("the storage key is now in a 0600 file beside the data: anyone who can read this device's disk can read everything");
+        }
+    }
+    out.emit();
+    Ok(0)
+}
+
+fn init(home: &Home, name: &str, protect: bool) -> Result<i32> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         bail!("the name must be 1 to 64 characters");
@@ -75,38 +140,66 @@ fn init(home: &Home, name: &str) -> Result<i32> {
             existing.secrets.device_key().short()
         );
     }
+    let pass = if protect {
+        Some(secret::new(
+            &[secret::ENV_NEW_PASSPHRASE, secret::ENV_PASSPHRASE],
+            "passphrase for this device's data",
+        )?)
+    } else {
+        None
+    };
     home.create()?;
+    let key = home.create_storage_key(pass.as_ref().map(|p| p.as_bytes()))?;
+    let home = &home.clone().with_key(key);
     let identity = Identity {
         name: name.to_string(),
         secrets: DeviceSecrets::from_seeds(random()?, random()?),
     };
     home.write_identity(&identity)?;
-    drop(Store::open(&home.store_dir())?);
+    home.journal_key()?;
+    drop(Store::open(&home.store_dir(), home.storage_key()?)?);
     let mut out = Output::default();
     out.line(format!(
         "Created the identity of {name} in {}",
         home.root().display()
     ));
     out.line(format!("device key {}", identity.secrets.device_key()));
+    if protect {
+        out.line("This device's data is protected by your passphrase. If you lose it, the data is lost: keep a recovery bundle (`candor backup export`).");
+    } else {
+        out.line("No passphrase: anyone who can read this device's disk can read your data (`candor passphrase set` to change that).");
+    }
+    out.line("Your private journal is ready: `candor journal add TEXT`.");
     out.line("Next: `candor space create --relay HOST:PORT --relay-fingerprint FP`, or `candor space join INVITE`.");
     out.emit();
     Ok(0)
 }
 
 enum Opened {
-    Here(Store),
+    Here(Box<Store>, Home),
     Elsewhere(Output),
 }
 
 /// Opens the store, or forwards to a running `sync --watch`. Another short-lived command may
 /// hold the store for a moment, so a locked store is retried for a few seconds.
 fn open_or_forward(home: &Home, forwarded: &Forwarded) -> Result<Opened> {
+    let mut unlocked: Option<Home> = None;
     for _ in 0..100 {
         if let Some(output) = daemon::forward(home, forwarded)? {
             return Ok(Opened::Elsewhere(output));
         }
-        match Store::open(&home.store_dir()) {
-            Ok(store) => return Ok(Opened::Here(store)),
+        // Only a command that opens the store here needs the storage key (and the passphrase):
+        // a running `sync --watch` holds it unlocked.
+        let here = match &unlocked {
+            Some(home) => home.clone(),
+            None => {
+                let home = secret::unlock(home)?;
+                unlocked = Some(home.clone());
+                home
+            }
+        };
+        match Store::open(&here.store_dir(), here.storage_key()?) {
+            Ok(store) => return Ok(Opened::Here(Box::new(store), here)),
             Err(StoreError::Locked) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return Err(e).context("opening the local store"),
         }
@@ -116,7 +209,26 @@ fn open_or_forward(home: &Home, forwarded: &Forwarded) -> Result<Opened> {
 
 async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
     let stdin = match &command {
-        Command::Log(LogCommand::Import { file }) if file.as_os_str() == "-" => {
+        Command::Log(LogCommand::Import { file })
+        | Command::Journal(
+            JournalCommand::Add {
+                file: Some(file), ..
+            }
+            | JournalCommand::Edit {
+                file: Some(file), ..
+            },
+        ) if file.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading stdin")?;
+            Some(text)
+        }
+        Command::Journal(
+            JournalCommand::Add { text, file: None }
+            | JournalCommand::Edit {
+                text, file: None, ..
+            },
+        ) if text.len() == 1 && text[0] == "-" => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
                 .context("reading stdin")?;
@@ -131,30 +243,41 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
             })
         })
         .collect::<Result<Vec<String>>>()?;
-    let forwarded = Forwarded {
-        args,
-        cwd: std::env::current_dir().context("reading the working directory")?,
-        stdin,
-    };
     if !home.has_identity() {
         bail!(
             "no device identity in {}: run `candor init --name NAME` first",
             home.root().display()
         );
     }
-    let store = match open_or_forward(home, &forwarded)? {
+    let passphrase = match &command {
+        Command::Backup(BackupCommand::Export { .. }) => Some(secret::new(
+            &[secret::ENV_BACKUP_PASSPHRASE],
+            "passphrase for the recovery bundle",
+        )?),
+        _ => None,
+    };
+    let forwarded = Forwarded {
+        args,
+        cwd: std::env::current_dir().context("reading the working directory")?,
+        stdin,
+        passphrase: passphrase.as_ref().map(|p| p.to_string()),
+    };
+    let (store, home) = match open_or_forward(home, &forwarded)? {
         Opened::Elsewhere(output) => {
             output.emit();
             return Ok(output.code);
         }
-        Opened::Here(store) => store,
+        Opened::Here(store, home) => (store, home),
     };
+    let home = &home;
     let ctx = Ctx {
         home: home.clone(),
-        store: Arc::new(store),
-        cwd: forwarded.cwd,
-        stdin: forwarded.stdin,
+        store: Arc::new(*store),
+        cwd: forwarded.cwd.clone(),
+        stdin: forwarded.stdin.clone(),
         watch: None,
+        passphrase,
+        interactive: candor::progress::stderr_is_terminal(),
     };
     // Commands that wait on the network hold the store for a while: meanwhile, serve other
     // `candor` commands on this home over the local socket, as `sync --watch` does.
@@ -204,10 +327,11 @@ async fn watch(home: &Home) -> Result<i32> {
             home.root().display()
         );
     }
+    let home = &secret::unlock(home)?;
     let listener = daemon::bind(home)?;
     let mut store = None;
     for _ in 0..100 {
-        match Store::open(&home.store_dir()) {
+        match Store::open(&home.store_dir(), home.storage_key()?) {
             Ok(opened) => {
                 store = Some(opened);
                 break;

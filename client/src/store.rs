@@ -6,18 +6,31 @@
 //!   [`Store::append_own`]; the partner's only by [`Store::apply_incoming`], after
 //!   [`verify_incoming`] accepted them. Nothing is ever overwritten or deleted.
 //! * `ids`: entry hash → `author | seq`, to find entries by id.
-//! * `meta`: the space configuration, the pull cursor, whether this device left the space.
+//! * `meta`: the space configuration, the pull cursor, whether this device left the space,
+//!   whether journal backup is on.
 //! * `local`: text that never leaves this device (the details of busy-only plans).
 //! * `evidence`: entries refused at sync (forged, out of place, equivocated), kept as proof.
 //! * `merkle`: author (32) → the [`Frontier`] of that author's log as far as it was last
-//!   computed: a cache that lets checkpoint roots be computed and checked in O(new entries).
+//!   computed: a cache that lets checkpoint roots be computed and checked in O(new entries). It
+//!   holds only hashes of entry ids, so it is not sealed.
+//! * `journal`: journal record id (16) → the record, and the id of the log entry that backs it
+//!   up (if backup was on when it was written or turned on later).
+//!
+//! **Encryption at rest.** Every value of the trees in [`SEALED_TREES`] goes through one helper,
+//! [`SealedTree`], which seals it under the device's storage key with XChaCha20-Poly1305, a
+//! random nonce and associated data naming the tree and key (so a value cannot be moved to
+//! another place unnoticed). The `log` and `ids` trees hold entries in wire form, already
+//! encrypted under the space or journal key, whose public headers are readable (see
+//! SECURITY.md). A store written before encryption at rest is sealed in place when first opened.
 //!
 //! Every write path flushes before it reports success, so an entry the CLI said it wrote survives
 //! a crash (see SECURITY.md for what sled's flush guarantees).
 
+use candor_shared::at_rest::{AtRestError, StorageKey};
 use candor_shared::chain::LogHead;
-use candor_shared::entry::{Class, Draft, Entry, EntryError, PartnerSeen};
+use candor_shared::entry::{Class, Draft, Entry, EntryError, EntryKey, PartnerSeen};
 use candor_shared::invite::RelayFingerprint;
+use candor_shared::journal::JournalRecord;
 use candor_shared::keys::{DevicePublic, DeviceSecrets, SpaceKey};
 use candor_shared::merkle::{Frontier, TreeHash};
 use candor_shared::payload::{Checkpoint, Payload};
@@ -25,7 +38,8 @@ use candor_shared::sync::{verify_incoming, Incoming, IncomingError, LocalLog, Lo
 use candor_shared::{DeviceKey, EntryHash, SpaceId};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use zeroize::Zeroizing;
 
 /// Errors of the local store.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +65,116 @@ pub enum StoreError {
     /// The transaction failed.
     #[error("transaction failed: {0}")]
     Transaction(String),
+    /// A sealed value does not open.
+    #[error("tree {tree}: {source}")]
+    Sealed {
+        /// The tree.
+        tree: &'static str,
+        /// Why.
+        source: AtRestError,
+    },
+    /// The OS random number generator failed.
+    #[error("the OS random number generator failed")]
+    Random,
+    /// A restore into a store that already holds data.
+    #[error("the local store already holds data; restore only into a new home")]
+    NotEmpty,
+}
+
+/// Trees whose every value is sealed under the storage key (see the module documentation).
+pub const SEALED_TREES: [&str; 4] = ["meta", "local", "evidence", "journal"];
+/// Trees holding entries in wire form (encrypted under the space or journal key already).
+pub const ENTRY_TREES: [&str; 2] = ["log", "ids"];
+const META_SEALED: &[u8] = b"sealed_at_rest";
+const META_JOURNAL_BACKUP: &[u8] = b"journal_backup";
+/// Set by a restore from a bundle: own entries the relay holds beyond the bundle (written by the
+/// old device after the export) are adopted at the next sync, until this device writes its own.
+const META_ADOPT_OWN: &[u8] = b"adopt_own";
+
+fn nonce() -> Result<[u8; 24], StoreError> {
+    let mut bytes = [0u8; 24];
+    getrandom::getrandom(&mut bytes).map_err(|_| StoreError::Random)?;
+    Ok(bytes)
+}
+
+fn label(tree: &str, key: &[u8]) -> Vec<u8> {
+    let mut label = Vec::with_capacity(tree.len() + 1 + key.len());
+    label.extend_from_slice(tree.as_bytes());
+    label.push(0);
+    label.extend_from_slice(key);
+    label
+}
+
+/// A sled tree whose values are sealed under the storage key: the one path through which every
+/// local plaintext is written and read.
+#[derive(Clone)]
+pub struct SealedTree {
+    name: &'static str,
+    tree: sled::Tree,
+    key: Arc<StorageKey>,
+}
+
+impl SealedTree {
+    /// Seals a value for `key` in this tree.
+    pub fn seal(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        Ok(self.key.seal(&label(self.name, key), value, nonce()?))
+    }
+
+    fn open(&self, key: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        self.key
+            .open(&label(self.name, key), sealed)
+            .map_err(|source| StoreError::Sealed {
+                tree: self.name,
+                source,
+            })
+    }
+
+    /// The plaintext stored under `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        self.tree.get(key)?.map(|v| self.open(key, &v)).transpose()
+    }
+
+    /// Stores `value` under `key`, sealed (not flushed).
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.tree.insert(key, self.seal(key, value)?)?;
+        Ok(())
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(key)?)
+    }
+
+    /// Every key and plaintext, in key order.
+    pub fn iter(
+        &self,
+    ) -> impl Iterator<Item = Result<(sled::IVec, Zeroizing<Vec<u8>>), StoreError>> + '_ {
+        self.tree.iter().map(|item| {
+            let (k, v) = item?;
+            let plain = self.open(&k, &v)?;
+            Ok((k, plain))
+        })
+    }
+}
+
+/// One tree's contents in a recovery bundle: raw entries, or plaintext of sealed values.
+#[derive(
+    Debug, Clone, Default, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
+)]
+pub struct TreeDump {
+    /// The tree's name.
+    pub name: String,
+    /// Keys and values (plaintext for sealed trees).
+    pub rows: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A journal record as the local `journal` tree keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredJournal {
+    /// The record.
+    pub record: JournalRecord,
+    /// The log entry backing it up at the relay, if any.
+    pub backed_up: Option<EntryHash>,
 }
 
 /// The space this device belongs to, as recorded at pairing.
@@ -92,12 +216,17 @@ pub struct Store {
     data_file: Option<std::fs::File>,
     log: sled::Tree,
     ids: sled::Tree,
-    meta: sled::Tree,
-    local: sled::Tree,
-    evidence: sled::Tree,
+    meta: SealedTree,
+    local: SealedTree,
+    evidence: SealedTree,
+    journal: SealedTree,
     merkle: sled::Tree,
     writes: Mutex<()>,
+    on_applied: Mutex<Option<AppliedHook>>,
 }
+
+/// Called after each new incoming entry is stored (a progress display during a sync).
+pub type AppliedHook = Box<dyn Fn() + Send + Sync>;
 
 fn log_key(author: &DeviceKey, seq: u64) -> [u8; 40] {
     let mut key = [0u8; 40];
@@ -131,25 +260,217 @@ fn hash_from(value: &[u8]) -> Result<EntryHash, StoreError> {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (or creates) the store at `dir`, sealing values under `key`.
+    pub fn open(dir: &Path, key: Arc<StorageKey>) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
             sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
                 StoreError::Locked
             }
             _ => StoreError::Db(e),
         })?;
-        Ok(Self {
+        let sealed = |name: &'static str| -> Result<SealedTree, StoreError> {
+            Ok(SealedTree {
+                name,
+                tree: db.open_tree(name)?,
+                key: key.clone(),
+            })
+        };
+        let store = Self {
             data_file: std::fs::File::open(dir.join("db")).ok(),
             log: db.open_tree("log")?,
             ids: db.open_tree("ids")?,
-            meta: db.open_tree("meta")?,
-            local: db.open_tree("local")?,
-            evidence: db.open_tree("evidence")?,
+            meta: sealed("meta")?,
+            local: sealed("local")?,
+            evidence: sealed("evidence")?,
+            journal: sealed("journal")?,
             merkle: db.open_tree("merkle")?,
-            db,
             writes: Mutex::new(()),
-        })
+            on_applied: Mutex::new(None),
+            db,
+        };
+        store.seal_legacy_values()?;
+        Ok(store)
+    }
+
+    /// Seals values written in the clear by versions before encryption at rest (once).
+    fn seal_legacy_values(&self) -> Result<(), StoreError> {
+        if self.meta.tree.contains_key(META_SEALED)? {
+            return Ok(());
+        }
+        for tree in [&self.meta, &self.local, &self.evidence, &self.journal] {
+            for item in tree.tree.iter() {
+                let (k, v) = item?;
+                tree.tree.insert(&k, tree.seal(&k, &v)?)?;
+            }
+        }
+        self.meta.insert(META_SEALED, &[1])?;
+        self.flush()
+    }
+
+    /// A sealed tree by name (one of [`SEALED_TREES`]).
+    pub fn sealed_tree(&self, name: &str) -> Option<&SealedTree> {
+        [&self.meta, &self.local, &self.evidence, &self.journal]
+            .into_iter()
+            .find(|t| t.name == name)
+    }
+
+    /// Whether the store holds nothing yet (no entry and no sealed value but the seal marker).
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.log.is_empty()
+            && self.ids.is_empty()
+            && self.local.tree.is_empty()
+            && self.evidence.tree.is_empty()
+            && self.journal.tree.is_empty()
+            && self
+                .meta
+                .tree
+                .iter()
+                .keys()
+                .all(|k| k.is_ok_and(|k| k == META_SEALED)))
+    }
+
+    /// Every tree's contents, sealed values opened: what a recovery bundle carries.
+    pub fn dump(&self) -> Result<Vec<TreeDump>, StoreError> {
+        let mut out = Vec::new();
+        for (name, tree) in [("log", &self.log), ("ids", &self.ids)] {
+            let rows = tree
+                .iter()
+                .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<Result<_, _>>()?;
+            out.push(TreeDump {
+                name: name.to_string(),
+                rows,
+            });
+        }
+        for tree in [&self.meta, &self.local, &self.evidence, &self.journal] {
+            let rows = tree
+                .iter()
+                .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<Result<_, _>>()?;
+            out.push(TreeDump {
+                name: tree.name.to_string(),
+                rows,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Restores dumped trees into this empty store (entries are checked as they are decoded
+    /// by their readers, like any stored entry), sealing values under this store's key, then
+    /// flushes. `progress` is called with the number of rows written so far.
+    pub fn restore(
+        &self,
+        trees: &[TreeDump],
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), StoreError> {
+        if !self.is_empty()? {
+            return Err(StoreError::NotEmpty);
+        }
+        let mut done = 0u64;
+        for dump in trees {
+            let raw = match dump.name.as_str() {
+                "log" => Some(&self.log),
+                "ids" => Some(&self.ids),
+                _ => None,
+            };
+            let sealed = self.sealed_tree(&dump.name);
+            if raw.is_none() && sealed.is_none() {
+                return Err(StoreError::Corrupt(format!(
+                    "the bundle holds an unknown tree {:?}",
+                    dump.name
+                )));
+            }
+            for (k, v) in &dump.rows {
+                if dump.name == "log" {
+                    // Entries are checked before they are stored, as at sync.
+                    let entry = Entry::from_bytes(v)?;
+                    if log_key(&entry.header.author, entry.header.seq).as_slice() != k.as_slice() {
+                        return Err(StoreError::Corrupt(
+                            "an entry in the bundle is filed under the wrong position".into(),
+                        ));
+                    }
+                }
+                match (raw, sealed) {
+                    (Some(tree), _) => {
+                        tree.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    (None, Some(tree)) => tree.insert(k, v)?,
+                    (None, None) => {}
+                }
+                done += 1;
+                progress(done);
+            }
+        }
+        self.meta.insert(META_SEALED, &[1])?;
+        self.meta.insert(META_ADOPT_OWN, &[1])?;
+        self.flush()
+    }
+
+    /// Sets (or clears) the hook called after each new incoming entry is stored.
+    pub fn set_applied_hook(&self, hook: Option<AppliedHook>) {
+        *self.on_applied.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    /// Whether this device was restored from a bundle and has not written since (see
+    /// [`Store::apply_incoming`]: own entries the old device wrote later are then adopted).
+    pub fn adopting_own(&self) -> Result<bool, StoreError> {
+        self.meta.contains_key(META_ADOPT_OWN)
+    }
+
+    /// After a restore: accepts an entry of this device's own log that the old device wrote
+    /// after the bundle was made, if it is signed by this device's key and extends the log.
+    fn adopt_own(&self, keys: &LogKeys<'_>, bytes: &[u8]) -> Result<Incoming, StoreError> {
+        let entry = Entry::from_bytes(bytes).map_err(IncomingError::Damaged)?;
+        let seq = entry.header.seq;
+        if entry.header.author != keys.me {
+            return Err(IncomingError::UnknownOwnEntry { seq }.into());
+        }
+        match self.head(&keys.me)?.classify(&keys.space, &entry.header) {
+            Ok(candor_shared::chain::Fit::Next) => Ok(Incoming::New {
+                payload: entry
+                    .open_readable(keys.key)
+                    .map_err(IncomingError::Undecryptable)?,
+                entry: Box::new(entry),
+            }),
+            _ => Err(IncomingError::UnknownOwnEntry { seq }.into()),
+        }
+    }
+
+    /// Whether journal entries are backed up to the relay.
+    pub fn journal_backup(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .meta
+            .get(META_JOURNAL_BACKUP)?
+            .is_some_and(|v| v.as_slice() == [1]))
+    }
+
+    /// Turns journal backup on or off, durably.
+    pub fn set_journal_backup(&self, on: bool) -> Result<(), StoreError> {
+        self.meta.insert(META_JOURNAL_BACKUP, &[u8::from(on)])?;
+        self.flush()
+    }
+
+    /// Every journal record held locally.
+    pub fn journal_records(&self) -> Result<Vec<StoredJournal>, StoreError> {
+        self.journal
+            .iter()
+            .map(|item| {
+                let (_, v) = item?;
+                postcard::from_bytes(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("journal record: {e}")))
+            })
+            .collect()
+    }
+
+    /// Keeps a journal record locally (replacing the stored copy of the same record, e.g. to
+    /// note its backup), durably.
+    pub fn put_journal(&self, stored: &StoredJournal) -> Result<(), StoreError> {
+        let bytes = Zeroizing::new(
+            postcard::to_stdvec(stored)
+                .map_err(|e| StoreError::Corrupt(format!("journal record: {e}")))?,
+        );
+        self.journal.insert(&stored.record.id, &bytes)?;
+        self.flush()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -182,7 +503,7 @@ impl Store {
     pub fn set_space_config(&self, config: &SpaceConfig) -> Result<(), StoreError> {
         let bytes = postcard::to_stdvec(config)
             .map_err(|e| StoreError::Corrupt(format!("space configuration: {e}")))?;
-        self.meta.insert(META_SPACE, bytes)?;
+        self.meta.insert(META_SPACE, &bytes)?;
         self.flush()
     }
 
@@ -191,7 +512,7 @@ impl Store {
         self.meta
             .get(META_LEFT)?
             .map(|v| {
-                v.as_ref()
+                v.as_slice()
                     .try_into()
                     .map(u64::from_be_bytes)
                     .map_err(|_| StoreError::Corrupt("left marker".into()))
@@ -209,13 +530,13 @@ impl Store {
     pub fn local_note(&self, id: &EntryHash) -> Result<Option<String>, StoreError> {
         Ok(self
             .local
-            .get(id.0)?
+            .get(&id.0)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Keeps text on this device only, durably.
     pub fn set_local_note(&self, id: &EntryHash, text: &str) -> Result<(), StoreError> {
-        self.local.insert(id.0, text.as_bytes())?;
+        self.local.insert(&id.0, text.as_bytes())?;
         self.flush()
     }
 
@@ -233,7 +554,7 @@ impl Store {
         }
         let value = postcard::to_stdvec(evidence)
             .map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))?;
-        self.evidence.insert(key.as_bytes(), value)?;
+        self.evidence.insert(key.as_bytes(), &value)?;
         self.flush()
     }
 
@@ -242,9 +563,9 @@ impl Store {
         let mut all: Vec<Evidence> = self
             .evidence
             .iter()
-            .values()
-            .map(|v| {
-                postcard::from_bytes(&v?).map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))
+            .map(|item| {
+                postcard::from_bytes(&item?.1)
+                    .map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))
             })
             .collect::<Result<_, _>>()?;
         all.sort_by_key(|e| e.time_ms);
@@ -262,14 +583,14 @@ impl Store {
         Ok(self
             .meta
             .get(META_FROZEN)?
-            .is_some_and(|v| v.as_ref() == author.0))
+            .is_some_and(|v| v.as_slice() == author.0))
     }
 
     /// How many entries of this device's own log the relay has acknowledged as durable.
     pub fn acknowledged_own(&self) -> Result<u64, StoreError> {
         Ok(match self.meta.get(META_ACKED)? {
             Some(v) => u64::from_be_bytes(
-                v.as_ref()
+                v.as_slice()
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("acknowledged count".into()))?,
             ),
@@ -291,7 +612,7 @@ impl Store {
     pub fn cursor(&self) -> Result<u64, StoreError> {
         Ok(match self.meta.get(META_CURSOR)? {
             Some(v) => u64::from_be_bytes(
-                v.as_ref()
+                v.as_slice()
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("cursor".into()))?,
             ),
@@ -400,7 +721,16 @@ impl Store {
         now_ms: u64,
         nonce: impl FnMut() -> [u8; 24],
     ) -> Result<Vec<Entry>, StoreError> {
-        self.append_own_with(writer, |_| Ok(items), now_ms, nonce)
+        let key = writer.key;
+        self.append_own_sealed(
+            writer,
+            items
+                .into_iter()
+                .map(|(class, payload)| (class, payload, space_entry_key(key)))
+                .collect(),
+            now_ms,
+            nonce,
+        )
     }
 
     /// Appends a checkpoint whose Merkle root covers exactly the own entries before it (computed
@@ -413,6 +743,7 @@ impl Store {
         nonce: impl FnMut() -> [u8; 24],
     ) -> Result<Entry, StoreError> {
         let me = writer.author.device_key();
+        let key = writer.key;
         let written = self.append_own_with(
             writer,
             |store| {
@@ -423,6 +754,7 @@ impl Store {
                         own_root,
                         countersign,
                     }),
+                    space_entry_key(key),
                 )])
             },
             now_ms,
@@ -434,21 +766,37 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("checkpoint was not written".into()))
     }
 
-    /// Seals the items `items` returns (called under the write lock) and appends them.
-    fn append_own_with(
+    /// Like [`Store::append_own`], with each entry's key chosen by the caller from its nonce
+    /// (e.g. a journal entry's key, derived from the journal key).
+    pub fn append_own_sealed(
         &self,
         writer: &LogWriter<'_>,
-        items: impl FnOnce(&Self) -> Result<Vec<(Class, Payload)>, StoreError>,
+        items: Vec<(Class, Payload, EntryKeyFn<'_>)>,
+        now_ms: u64,
+        nonce: impl FnMut() -> [u8; 24],
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.append_own_with(writer, |_| Ok(items), now_ms, nonce)
+    }
+
+    /// Seals the items `items` returns (called under the write lock) and appends them.
+    fn append_own_with<'k>(
+        &self,
+        writer: &LogWriter<'_>,
+        items: impl FnOnce(&Self) -> Result<Vec<(Class, Payload, EntryKeyFn<'k>)>, StoreError>,
         now_ms: u64,
         mut nonce: impl FnMut() -> [u8; 24],
     ) -> Result<Vec<Entry>, StoreError> {
         let LogWriter {
             author,
             space,
-            key,
+            key: _,
             partner,
         } = writer;
         let _guard = self.lock();
+        // Once this device writes, its log is its own again: no more adoption after a restore.
+        if self.meta.contains_key(META_ADOPT_OWN)? {
+            self.meta.tree.remove(META_ADOPT_OWN)?;
+        }
         let items = items(self)?;
         let me = author.device_key();
         let mut head = self.head(&me)?;
@@ -474,7 +822,10 @@ impl Store {
             }
         };
         let mut written = Vec::with_capacity(items.len());
-        for (class, payload) in items {
+        for (class, payload, entry_key) in items {
+            if class == Class::Private {
+                return Err(StoreError::Seal(EntryError::WrongClass(class)));
+            }
             let draft = Draft {
                 class,
                 space: **space,
@@ -484,7 +835,8 @@ impl Store {
                 partner_seen,
                 nonce: nonce(),
             };
-            let entry = Entry::seal(draft, &payload, key, author)?;
+            let entry_key = entry_key(&draft.nonce);
+            let entry = Entry::seal_with(draft, &payload, &entry_key, author)?;
             head = head.advanced(entry.hash);
             written.push(entry);
         }
@@ -522,7 +874,15 @@ impl Store {
         if let Some(e) = lookup_error {
             return Err(e);
         }
-        match verdict? {
+        let verdict = match verdict {
+            Err(IncomingError::UnknownOwnEntry { .. })
+                if self.meta.contains_key(META_ADOPT_OWN)? =>
+            {
+                self.adopt_own(keys, bytes)?
+            }
+            other => other?,
+        };
+        match verdict {
             Incoming::AlreadyHeld => Ok(None),
             Incoming::New { entry, payload } => {
                 if let Some(payload) = &payload {
@@ -530,6 +890,9 @@ impl Store {
                     check_checkpoint(&author, seq, payload, || self.log_root(&author, seq))??;
                 }
                 self.insert_entries(std::slice::from_ref(&entry))?;
+                if let Some(hook) = &*self.on_applied.lock().unwrap_or_else(|p| p.into_inner()) {
+                    hook();
+                }
                 Ok(Some(*entry))
             }
         }
@@ -599,6 +962,14 @@ fn check_checkpoint(
     }))
 }
 
+/// Chooses the key of an entry from its nonce.
+pub type EntryKeyFn<'a> = Box<dyn Fn(&[u8; 24]) -> EntryKey + 'a>;
+
+/// The key function of entries sealed under the space key.
+fn space_entry_key(key: &SpaceKey) -> EntryKeyFn<'_> {
+    Box::new(move |n: &[u8; 24]| EntryKey::derive(key, n))
+}
+
 /// What sealing this device's next entries needs.
 pub struct LogWriter<'a> {
     /// This device's keys.
@@ -636,6 +1007,10 @@ mod tests {
     use super::*;
     use candor_shared::payload::{kind, TextContent};
 
+    fn test_key() -> Arc<StorageKey> {
+        Arc::new(StorageKey::from_bytes([9; 32]))
+    }
+
     fn note(text: &str) -> (Class, Payload) {
         (
             Class::Shared,
@@ -659,7 +1034,7 @@ mod tests {
         let space = SpaceId([4; 16]);
         let mut n = 0u8;
         let written = {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open(dir.path(), test_key()).unwrap();
             let first = store
                 .append_own(
                     &LogWriter {
@@ -679,7 +1054,7 @@ mod tests {
             assert_eq!(first[1].header.prev, first[0].hash);
             first
         };
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), test_key()).unwrap();
         assert_eq!(
             store.head(&me.device_key()).unwrap(),
             LogHead {
@@ -698,22 +1073,106 @@ mod tests {
     }
 
     #[test]
+    fn local_values_are_sealed_and_a_dump_restores_into_an_empty_store_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
+        let key = SpaceKey::from_bytes([3; 32]);
+        let space = SpaceId([4; 16]);
+        let dump = {
+            let store = Store::open(dir.path(), test_key()).unwrap();
+            store
+                .set_local_note(&EntryHash([7; 32]), "sealed-marker-words")
+                .unwrap();
+            store.set_cursor(42).unwrap();
+            store
+                .append_own(
+                    &LogWriter {
+                        author: &me,
+                        space: &space,
+                        key: &key,
+                        partner: None,
+                    },
+                    vec![note("a")],
+                    5,
+                    || [1; 24],
+                )
+                .unwrap();
+            // The raw tree holds ciphertext only, bound to its tree and key.
+            let raw = store.local.tree.get(EntryHash([7; 32]).0).unwrap().unwrap();
+            assert!(!raw.windows(6).any(|w| w == b"sealed"));
+            assert!(store.local.open(&[8; 32], &raw).is_err());
+            store.flush().unwrap();
+            store.dump().unwrap()
+        };
+        // Another key does not open the store's values.
+        let wrong = Store::open(dir.path(), Arc::new(StorageKey::from_bytes([8; 32]))).unwrap();
+        assert!(wrong.local_note(&EntryHash([7; 32])).is_err());
+        drop(wrong);
+        let other = tempfile::tempdir().unwrap();
+        let restored =
+            Store::open(other.path(), Arc::new(StorageKey::from_bytes([5; 32]))).unwrap();
+        let mut steps = 0;
+        restored.restore(&dump, |n| steps = n).unwrap();
+        assert!(steps >= 4);
+        assert_eq!(
+            restored.local_note(&EntryHash([7; 32])).unwrap().as_deref(),
+            Some("sealed-marker-words")
+        );
+        assert_eq!(restored.cursor().unwrap(), 42);
+        assert_eq!(restored.head(&me.device_key()).unwrap().count, 1);
+        assert!(matches!(
+            restored.restore(&dump, |_| {}),
+            Err(StoreError::NotEmpty)
+        ));
+    }
+
+    #[test]
+    fn values_written_before_encryption_at_rest_are_sealed_on_first_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("local")
+                .unwrap()
+                .insert([7; 32], b"old plain words".as_slice())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), test_key()).unwrap();
+        assert_eq!(
+            store.local_note(&EntryHash([7; 32])).unwrap().as_deref(),
+            Some("old plain words")
+        );
+        let raw = store.local.tree.get([7; 32]).unwrap().unwrap();
+        assert!(!raw.windows(5).any(|w| w == b"plain"));
+        drop(store);
+        // Opening again does not seal twice.
+        let store = Store::open(dir.path(), test_key()).unwrap();
+        assert_eq!(
+            store.local_note(&EntryHash([7; 32])).unwrap().as_deref(),
+            Some("old plain words")
+        );
+    }
+
+    #[test]
     fn a_second_open_reports_locked() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = Store::open(dir.path()).unwrap();
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked)));
+        let _first = Store::open(dir.path(), test_key()).unwrap();
+        assert!(matches!(
+            Store::open(dir.path(), test_key()),
+            Err(StoreError::Locked)
+        ));
     }
 
     #[test]
     fn partner_entries_are_stored_only_after_verification() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), test_key()).unwrap();
         let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
         let partner = DeviceSecrets::from_seeds([5; 32], [6; 32]);
         let key = SpaceKey::from_bytes([3; 32]);
         let space = SpaceId([4; 16]);
         let other_dir = tempfile::tempdir().unwrap();
-        let other = Store::open(other_dir.path()).unwrap();
+        let other = Store::open(other_dir.path(), test_key()).unwrap();
         let entries = other
             .append_own(
                 &LogWriter {
@@ -761,7 +1220,7 @@ mod tests {
     fn a_checkpoint_with_a_false_root_is_refused_and_an_honest_one_stored() {
         use candor_shared::merkle::root;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), test_key()).unwrap();
         let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
         let partner = DeviceSecrets::from_seeds([5; 32], [6; 32]);
         let key = SpaceKey::from_bytes([3; 32]);
@@ -780,7 +1239,7 @@ mod tests {
         };
         // The partner's device writes two notes and an honest checkpoint in its own store.
         let other_dir = tempfile::tempdir().unwrap();
-        let other = Store::open(other_dir.path()).unwrap();
+        let other = Store::open(other_dir.path(), test_key()).unwrap();
         let mut n = 0u8;
         let mut nonce = || {
             n += 1;

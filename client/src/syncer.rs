@@ -102,12 +102,14 @@ async fn resolve_partner(client: &RelayClient, store: &Store, paired: &mut Paire
 }
 
 fn machine_for(store: &Store, paired: &Paired) -> Result<SyncMachine> {
-    Ok(SyncMachine::new(
+    let mut machine = SyncMachine::new(
         paired.config.space,
         paired.identity.secrets.device_key(),
         paired.config.partner.map(|p| p.device),
         store.cursor()?,
-    ))
+    );
+    machine.set_adopt_own(store.adopting_own()?);
+    Ok(machine)
 }
 
 /// Runs the machine until it has nothing left to send, applying its events to the store.

@@ -331,6 +331,19 @@ impl Entry {
         if draft.class == Class::Private {
             return Err(EntryError::WrongClass(draft.class));
         }
+        let entry_key = EntryKey::derive(key, &draft.nonce);
+        Self::seal_with(draft, payload, &entry_key, author)
+    }
+
+    /// Seals `payload` under a given per-entry key and signs the header. Used for private journal
+    /// entries (key from [`crate::keys::JournalKey::entry_key`]), which carry the shared class in
+    /// their public header so the relay cannot tell them from shared entries; same padding.
+    pub fn seal_with(
+        draft: Draft,
+        payload: &Payload,
+        entry_key: &EntryKey,
+        author: &DeviceSecrets,
+    ) -> Result<Self, EntryError> {
         let padded = zeroize::Zeroizing::new(payload.to_padded()?);
         let ciphertext_len =
             u32::try_from(padded.len() + 16).map_err(|_| EntryError::TooLarge(padded.len()))?;
@@ -348,7 +361,7 @@ impl Entry {
             ciphertext_hash: [0; 32],
         };
         let aad = header.encode();
-        let ciphertext = EntryKey::derive(key, &draft.nonce)
+        let ciphertext = entry_key
             .cipher()
             .encrypt(
                 XNonce::from_slice(&draft.nonce),
@@ -417,6 +430,22 @@ impl Entry {
         self.open_with(&self.entry_key(key))
     }
 
+    /// Decrypts what the space key can open. A shared-class entry whose ciphertext does not open
+    /// under the space key is its author's private journal entry (its signature and ciphertext
+    /// hash were checked when it was decoded, so nobody but its author made it): `Ok(None)`, as
+    /// for the private class. Control entries must open. Other failures are errors.
+    pub fn open_readable(&self, key: &SpaceKey) -> Result<Option<Payload>, EntryError> {
+        match self.header.class {
+            Class::Private => Ok(None),
+            Class::Control => self.open(key).map(Some),
+            Class::Shared => match self.open(key) {
+                Ok(payload) => Ok(Some(payload)),
+                Err(EntryError::Decrypt) => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
     /// This entry's own key (see [`EntryKey`]).
     pub fn entry_key(&self, key: &SpaceKey) -> EntryKey {
         EntryKey::derive(key, &self.header.nonce)
@@ -469,6 +498,58 @@ mod tests {
         );
         let entry = Entry::seal(draft, &payload, &key, &author).unwrap();
         (author, key, entry)
+    }
+
+    #[test]
+    fn journal_entries_look_shared_open_only_with_the_journal_key_and_read_as_private() {
+        let (author, key, shared) = sample();
+        let journal = crate::keys::JournalKey::from_bytes([8; 32]);
+        let draft = Draft {
+            class: Class::Shared,
+            space: SpaceId([4; 16]),
+            seq: 1,
+            prev: shared.hash,
+            time_ms: 1_700_000_000_001,
+            partner_seen: PartnerSeen::default(),
+            nonce: [6; 24],
+        };
+        let payload = Payload::checkpoint(&crate::payload::Checkpoint {
+            own_root: crate::merkle::TreeHash([0; 32]),
+            countersign: false,
+        });
+        let private = Entry::seal_with(
+            draft.clone(),
+            &payload,
+            &journal.entry_key(&[6; 24]),
+            &author,
+        )
+        .unwrap();
+        assert_eq!(private.header.class, Class::Shared);
+        assert_eq!(private.ciphertext.len(), shared.ciphertext.len());
+        let decoded = Entry::from_bytes(&private.to_bytes()).unwrap();
+        assert_eq!(decoded.open(&key), Err(EntryError::Decrypt));
+        assert_eq!(decoded.open_readable(&key), Ok(None));
+        assert_eq!(
+            decoded.open_with(&journal.entry_key(&decoded.header.nonce)),
+            Ok(payload.clone())
+        );
+        let other = crate::keys::JournalKey::from_bytes([9; 32]);
+        assert!(decoded
+            .open_with(&other.entry_key(&decoded.header.nonce))
+            .is_err());
+        assert_eq!(shared.open_readable(&key).unwrap(), shared.open(&key).ok());
+        // A control entry that does not open is an error, never a private entry.
+        let control = Entry::seal_with(
+            Draft {
+                class: Class::Control,
+                ..draft
+            },
+            &payload,
+            &journal.entry_key(&[6; 24]),
+            &author,
+        )
+        .unwrap();
+        assert_eq!(control.open_readable(&key), Err(EntryError::Decrypt));
     }
 
     #[test]

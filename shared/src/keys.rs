@@ -32,6 +32,15 @@ pub mod context {
     pub const CIPHERTEXT_HASH: &str = "candor v1 ciphertext hash";
     /// Checksum of an invite's text form.
     pub const INVITE_CHECKSUM: &str = "candor v1 invite checksum";
+    /// Key that encrypts private journal entries, derived from the personal journal key.
+    pub const JOURNAL_ENTRY_KEY: &str = "candor v1 journal entry key";
+    /// Key that wraps the local storage key, derived by Argon2id from a passphrase (the string
+    /// is the associated data of the wrap, binding it to its purpose).
+    pub const STORAGE_KEY_WRAP: &str = "candor v1 storage key wrap";
+    /// Associated data prefix of every value sealed at rest on a device.
+    pub const AT_REST_VALUE: &str = "candor v1 at-rest value";
+    /// Associated data prefix of a recovery bundle.
+    pub const BACKUP_BUNDLE: &str = "candor v1 backup bundle";
 }
 
 /// Signature prefix for entry headers.
@@ -158,6 +167,37 @@ impl SpaceKey {
 impl std::fmt::Debug for SpaceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SpaceKey(<secret>)")
+    }
+}
+
+/// A person's journal key: 32 bytes from the OS RNG made at `candor init`, kept only on their
+/// own devices (and in recovery bundles). Journal entries that go to the relay are encrypted
+/// under per-entry keys derived from it, so the partner's device cannot open them. Zeroized when
+/// dropped.
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct JournalKey([u8; 32]);
+
+impl JournalKey {
+    /// Wraps 32 bytes of OS randomness.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw key, for writing the key file.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The key of the journal entry with this nonce: BLAKE3 keyed by the journal entry key.
+    pub fn entry_key(&self, nonce: &[u8; 24]) -> crate::entry::EntryKey {
+        let base = Zeroizing::new(blake3::derive_key(context::JOURNAL_ENTRY_KEY, &self.0));
+        crate::entry::EntryKey(*blake3::keyed_hash(&base, nonce).as_bytes())
+    }
+}
+
+impl std::fmt::Debug for JournalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JournalKey(<secret>)")
     }
 }
 

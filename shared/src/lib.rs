@@ -4,6 +4,8 @@
 //! * [`payload`]: the versioned plaintext inside an entry (kinds, padding).
 //! * [`chain`]: pure verification of one author's log, entry by entry.
 //! * [`audit`]: what each log's signed views say about the other: split views, backdating, withholding.
+//! * [`journal`]: the private journal's records, edits, search and reflection prompts.
+//! * [`at_rest`]: the device's storage key, values sealed at rest, passphrase wrapping, bundles.
 //! * [`keys`]: device identities, the space key, safety numbers.
 //! * [`invite`]: the one-line invite and the membership proofs exchanged when pairing.
 //! * [`merkle`]: the Merkle tree over a log's entry ids that checkpoints commit to.
@@ -17,11 +19,13 @@
 //! caller passes times in milliseconds and random bytes in, so every function is deterministic and
 //! testable in memory.
 
+pub mod at_rest;
 pub mod audit;
 pub mod chain;
 pub mod entry;
 pub mod ids;
 pub mod invite;
+pub mod journal;
 pub mod keys;
 pub mod ledger;
 pub mod merkle;

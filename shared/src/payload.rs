@@ -55,6 +55,8 @@ pub mod kind {
     pub const DISCLOSURE: u16 = 0x0012;
     /// A plan.
     pub const PLAN: u16 = 0x0013;
+    /// A private journal entry (see `crate::journal`); only ever sealed under a journal key.
+    pub const JOURNAL: u16 = 0x0070;
 }
 
 /// One decoded payload.

@@ -28,10 +28,10 @@ pub fn ledger_entries(ctx: &Ctx, paired: &Paired) -> Result<Vec<LedgerEntry>> {
         for item in ctx.store.log_entries(&author, 0) {
             let (seq, bytes) = item?;
             let entry = Entry::from_bytes(&bytes)?;
-            if entry.header.class == Class::Private {
+            // Private entries (journal backups) are not ledger records.
+            let Some(payload) = entry.open_readable(&paired.key)? else {
                 continue;
-            }
-            let payload = entry.open(&paired.key)?;
+            };
             let record = Record::from_payload(&payload).ok().flatten();
             let kind = match (&record, payload.content()) {
                 (Some(record), _) => record.kind_name().to_string(),

@@ -42,7 +42,7 @@ pub struct Record {
     /// Ids of later entries that correct this one.
     pub corrected_by: Vec<String>,
     #[serde(skip)]
-    time_ms: u64,
+    pub(crate) time_ms: u64,
 }
 
 /// The partner's name, from their introduction entry, if received.
@@ -55,10 +55,12 @@ pub fn partner_name(ctx: &Ctx, paired: &Paired) -> Result<Option<String>> {
     };
     let (_, bytes) = first?;
     let entry = Entry::from_bytes(&bytes)?;
-    Ok(match entry.open(&paired.key)?.content() {
-        Ok(Content::Hello(hello)) => Some(hello.name),
-        _ => None,
-    })
+    Ok(
+        match entry.open_readable(&paired.key)?.map(|p| p.content()) {
+            Some(Ok(Content::Hello(hello))) => Some(hello.name),
+            _ => None,
+        },
+    )
 }
 
 fn records_of(
@@ -74,10 +76,11 @@ fn records_of(
         let (seq, bytes) = item?;
         let entry =
             Entry::from_bytes(&bytes).with_context(|| format!("stored entry {seq} of {who}"))?;
-        if entry.header.class == Class::Private {
-            continue; // readable only by its author's devices
-        }
-        let payload = entry.open(&paired.key)?;
+        // Private entries (e.g. backed-up journal entries) are readable only by their author,
+        // through `candor journal`; they stay in the log, verified and counted.
+        let Some(payload) = entry.open_readable(&paired.key)? else {
+            continue;
+        };
         let mut record = Record {
             id: entry.hash.to_hex(),
             author: who,

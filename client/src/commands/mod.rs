@@ -1,6 +1,9 @@
 //! Command implementations. Each takes a [`Ctx`] and returns an [`Output`], so it runs the same
 //! in its own process or inside a running `sync --watch` that holds the store.
 
+pub mod backup;
+mod export;
+pub mod journal;
 mod ledger;
 mod log;
 pub mod proof;
@@ -8,8 +11,8 @@ mod space;
 mod verify;
 
 use crate::cli::{
-    AgreementCommand, Command, LogCommand, PlanCommand, PromiseCommand, SpaceCommand,
-    SupportCommand,
+    AgreementCommand, BackupCommand, Command, JournalCommand, LogCommand, PlanCommand,
+    PromiseCommand, SpaceCommand, SupportCommand,
 };
 use crate::home::{Home, Identity};
 use crate::output::Output;
@@ -35,6 +38,12 @@ pub struct Ctx {
     pub stdin: Option<String>,
     /// Set when running inside `sync --watch`: wake it after local writes.
     pub watch: Option<Arc<Notify>>,
+    /// A passphrase the typing process read for this command (`backup export`'s bundle
+    /// passphrase), so it can run inside `sync --watch` too.
+    pub passphrase: Option<zeroize::Zeroizing<String>>,
+    /// Whether progress may be drawn (the command runs in the process the person typed it in,
+    /// and its standard error is a terminal).
+    pub interactive: bool,
 }
 
 /// A paired device: identity, space configuration and key.
@@ -123,6 +132,41 @@ async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
                 ctx.home.root().display()
             ))
         }
+        Command::Passphrase(_) | Command::Backup(BackupCommand::Import { .. }) => {
+            return Err(anyhow!(
+                "this command runs on its own, not inside `candor sync --watch`"
+            ))
+        }
+        Command::Journal(command) => match command {
+            JournalCommand::Add { text, file } => {
+                journal::add(ctx, &text, file.as_deref(), &mut out)?
+            }
+            JournalCommand::Edit { id, text, file } => {
+                journal::edit(ctx, &id, &text, file.as_deref(), &mut out)?
+            }
+            JournalCommand::List { json, since } => {
+                journal::list(ctx, json, since.as_deref(), &mut out)?
+            }
+            JournalCommand::Search { words, json } => {
+                journal::search(ctx, &words, json, &mut out)?
+            }
+            JournalCommand::Backup { state } => journal::backup(ctx, state == "on", &mut out)?,
+            JournalCommand::Prompt => journal::prompt(&mut out)?,
+        },
+        Command::Backup(BackupCommand::Export { out: path }) => {
+            backup::export(ctx, &path, &mut out)?
+        }
+        Command::Export(args) => match (args.verifiable, &args.select, &args.out) {
+            (true, Some(select), Some(file)) => {
+                proof::export_verifiable(ctx, select, file, &mut out)?
+            }
+            (true, _, _) => {
+                return Err(anyhow!(
+                    "use `candor export --verifiable --select ID,… --out FILE`"
+                ))
+            }
+            _ => export::export(ctx, &args, &mut out)?,
+        },
         Command::Space(SpaceCommand::Create { .. } | SpaceCommand::Join { .. }) => {
             return Err(anyhow!(
                 "`candor sync --watch` is running on this device; stop it before creating or joining a space"
@@ -143,16 +187,25 @@ async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
                 return Err(anyhow!("`candor sync --watch` is already running on this device"));
             }
             let paired = ctx.paired()?;
-            let report = crate::syncer::sync_once(&ctx.store, &paired)
-                .await
-                .context("sync failed; nothing was lost, local entries go out next time")?;
+            journal::upload_pending(ctx)?;
+            // A first sync of many entries shows a running count on a terminal.
+            let spinner = (ctx.interactive && ctx.store.cursor()? == 0)
+                .then(|| crate::progress::spinner(true, "entries verified and stored"));
+            if let Some(spinner) = &spinner {
+                let counter = spinner.clone();
+                ctx.store
+                    .set_applied_hook(Some(Box::new(move || counter.inc(1))));
+            }
+            let report = crate::syncer::sync_once(&ctx.store, &paired).await;
+            if let Some(spinner) = spinner {
+                ctx.store.set_applied_hook(None);
+                spinner.finish_and_clear();
+            }
+            let report =
+                report.context("sync failed; nothing was lost, local entries go out next time")?;
             report.print(args.json, &mut out);
         }
         Command::Verify { json } => verify::verify(ctx, json, &mut out)?,
-        Command::Export(args) => match (args.verifiable, args.select) {
-            (true, Some(select)) => proof::export_verifiable(ctx, &select, &args.out, &mut out)?,
-            _ => return Err(anyhow!("use `candor export --verifiable --select ID,… --out FILE`")),
-        },
         Command::VerifyExport { file, json } => {
             return proof::verify_export(&ctx.path(&file), json)
         }

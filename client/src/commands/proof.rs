@@ -152,8 +152,8 @@ pub fn export_verifiable(ctx: &Ctx, select: &str, out_path: &Path, out: &mut Out
             );
         }
         let entry = Entry::from_bytes(&bytes)?;
-        if entry.header.class == Class::Private {
-            bail!("{id} is a private entry; it cannot be disclosed with the space's keys");
+        if entry.header.class == Class::Private || entry.open_readable(&paired.key)?.is_none() {
+            bail!("{id} is a private journal entry; only entries both partners can read can be disclosed");
         }
         chosen.entry(author.0).or_default().push(seq);
     }

@@ -5,7 +5,7 @@ use crate::output::Output;
 use crate::timefmt;
 use anyhow::Result;
 use candor_shared::chain::LogHead;
-use candor_shared::entry::{Class, Entry};
+use candor_shared::entry::Entry;
 use candor_shared::merkle::Frontier;
 use candor_shared::payload::Content;
 use candor_shared::DeviceKey;
@@ -38,19 +38,30 @@ pub fn check_log(
         if let Err(e) = head.classify(&paired.config.space, &entry.header) {
             problems.push(format!("{who} entry {seq}: {e}"));
         }
-        if entry.header.class != Class::Private {
-            match entry.open(&paired.key).map(|p| p.content()) {
-                Err(e) => problems.push(format!("{who} entry {seq}: {e}")),
-                Ok(Ok(Content::Checkpoint(Some(checkpoint))))
-                    if frontier.size() == seq && checkpoint.own_root != frontier.root() =>
-                {
+        // A signed shared-class entry that the space key does not open is its author's private
+        // journal entry, not a problem (see `Entry::open_readable`).
+        match entry.open_readable(&paired.key) {
+            Err(e) => problems.push(format!("{who} entry {seq}: {e}")),
+            // On the author's own device, a private entry must open under the journal key.
+            Ok(None) if *author == paired.identity.secrets.device_key() => {
+                let key = ctx.home.journal_key()?;
+                if super::journal::open_journal_entry(&entry, &key).is_none() {
                     problems.push(format!(
-                        "{who} entry {seq}: a checkpoint whose Merkle root is not the root of \
-                         the entries before it"
-                    ))
+                        "{who} entry {seq}: opens under neither the space key nor your journal key"
+                    ));
                 }
-                Ok(_) => {}
             }
+            Ok(Some(payload)) => {
+                if let Ok(Content::Checkpoint(Some(checkpoint))) = payload.content() {
+                    if frontier.size() == seq && checkpoint.own_root != frontier.root() {
+                        problems.push(format!(
+                            "{who} entry {seq}: a checkpoint whose Merkle root is not the root \
+                             of the entries before it"
+                        ));
+                    }
+                }
+            }
+            Ok(_) => {}
         }
         frontier.push(&entry.hash);
         head = LogHead {

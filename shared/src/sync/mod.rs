@@ -155,6 +155,9 @@ pub struct SyncMachine {
     events: VecDeque<SyncEvent>,
     /// Whether a full re-pull already ran since the last `Heads`.
     repulled: bool,
+    /// Set after a restore from a recovery bundle: the relay may hold more of this device's
+    /// own log (written by the old device after the bundle); pull it instead of refusing.
+    adopt_own: bool,
 }
 
 impl SyncMachine {
@@ -172,7 +175,14 @@ impl SyncMachine {
             outstanding: None,
             events: VecDeque::new(),
             repulled: false,
+            adopt_own: false,
         }
+    }
+
+    /// After a restore from a recovery bundle: accept that the relay holds more of this
+    /// device's own log than the device does, and pull it (the store then checks each entry).
+    pub fn set_adopt_own(&mut self, adopt: bool) {
+        self.adopt_own = adopt;
     }
 
     /// Tells the machine who the partner is, once learned (e.g. after they joined).
@@ -413,7 +423,7 @@ impl SyncMachine {
         self.repulled = false;
         let ours = local.count(&self.me).map_err(local_err)?;
         let relay = self.relay_count(&self.me);
-        if relay > ours {
+        if relay > ours && !self.adopt_own {
             return Err(SyncError::AheadOfUs { ours, relay });
         }
         if relay < ours {

@@ -1,7 +1,7 @@
 //! Verification of an entry pulled from the relay, before a device stores or shows it.
 
 use crate::chain::{ChainError, Fit, LogHead};
-use crate::entry::{Class, Entry, EntryError};
+use crate::entry::{Entry, EntryError};
 use crate::keys::SpaceKey;
 use crate::payload::Payload;
 use crate::{DeviceKey, EntryHash, SpaceId};
@@ -109,12 +109,11 @@ pub fn verify_incoming(
             seq: entry.header.seq,
         }),
         Fit::Next => {
-            let payload = match entry.header.class {
-                Class::Private => None,
-                Class::Shared | Class::Control => {
-                    Some(entry.open(keys.key).map_err(IncomingError::Undecryptable)?)
-                }
-            };
+            // A shared-class entry that does not open under the space key is the partner's
+            // private journal entry: kept and chained, never shown (see `Entry::open_readable`).
+            let payload = entry
+                .open_readable(keys.key)
+                .map_err(IncomingError::Undecryptable)?;
             Ok(Incoming::New {
                 entry: Box::new(entry),
                 payload,
