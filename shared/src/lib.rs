@@ -7,6 +7,8 @@
 //! * [`keys`]: device identities, the space key, safety numbers.
 //! * [`invite`]: the one-line invite and the membership proofs exchanged when pairing.
 //! * [`ledger`]: the trust ledger's records and the state derived from both logs.
+//! * [`notes`]: shared notes (an Automerge text per note) and weekly goals' kind codes.
+//! * [`goals`]: weekly goals and their progress, derived from both logs.
 //! * [`wire`]: request/response messages and their length-prefixed framing.
 //! * [`relay`]: the relay's request handling as a state machine over a storage trait.
 //! * [`sync`]: the client's sync state machine (push what the relay lacks, pull what we lack).
@@ -18,10 +20,12 @@
 pub mod audit;
 pub mod chain;
 pub mod entry;
+pub mod goals;
 pub mod ids;
 pub mod invite;
 pub mod keys;
 pub mod ledger;
+pub mod notes;
 pub mod payload;
 pub mod relay;
 pub mod sync;
