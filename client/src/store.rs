@@ -9,6 +9,10 @@
 //! * `meta`: the space configuration, the pull cursor, whether this device left the space.
 //! * `local`: text that never leaves this device (the details of busy-only plans).
 //! * `evidence`: entries refused at sync (forged, out of place, equivocated), kept as proof.
+//! * `notes`: a cache of the shared notes, rebuilt from the logs if lost: `doc/` + note id (16)
+//!   → the note's snapshot ([`candor_shared::notes::NoteDoc::snapshot`]); `scan/` + author (32)
+//!   → how many entries of that author's log were fed into the notes (8, BE). Only the
+//!   `note_*` methods below touch it.
 //!
 //! Every write path flushes before it reports success, so an entry the CLI said it wrote survives
 //! a crash (see SECURITY.md for what sled's flush guarantees).
@@ -17,6 +21,7 @@ use candor_shared::chain::LogHead;
 use candor_shared::entry::{Class, Draft, Entry, EntryError, PartnerSeen};
 use candor_shared::invite::RelayFingerprint;
 use candor_shared::keys::{DevicePublic, DeviceSecrets, SpaceKey};
+use candor_shared::notes::NoteId;
 use candor_shared::payload::Payload;
 use candor_shared::sync::{verify_incoming, Incoming, IncomingError, LocalLog, LogKeys};
 use candor_shared::{DeviceKey, EntryHash, SpaceId};
@@ -92,6 +97,7 @@ pub struct Store {
     meta: sled::Tree,
     local: sled::Tree,
     evidence: sled::Tree,
+    notes: sled::Tree,
     writes: Mutex<()>,
 }
 
@@ -111,6 +117,17 @@ fn decode_log_key(key: &[u8]) -> Result<(DeviceKey, u64), StoreError> {
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&bytes[32..]);
     Ok((DeviceKey(author), u64::from_be_bytes(seq)))
+}
+
+const NOTE_DOC: &[u8] = b"doc/";
+const NOTE_SCAN: &[u8] = b"scan/";
+
+fn note_doc_key(note: &NoteId) -> Vec<u8> {
+    [NOTE_DOC, &note.0[..]].concat()
+}
+
+fn note_scan_key(author: &DeviceKey) -> Vec<u8> {
+    [NOTE_SCAN, &author.0[..]].concat()
 }
 
 /// The id of an entry this store verified before storing it (no need to verify it again).
@@ -142,6 +159,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             local: db.open_tree("local")?,
             evidence: db.open_tree("evidence")?,
+            notes: db.open_tree("notes")?,
             db,
             writes: Mutex::new(()),
         })
@@ -212,6 +230,56 @@ impl Store {
     pub fn set_local_note(&self, id: &EntryHash, text: &str) -> Result<(), StoreError> {
         self.local.insert(id.0, text.as_bytes())?;
         self.flush()
+    }
+
+    /// The stored snapshot of one shared note, if any.
+    pub fn note_snapshot(&self, note: &NoteId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.notes.get(note_doc_key(note))?.map(|v| v.to_vec()))
+    }
+
+    /// The ids of every note with a stored snapshot.
+    pub fn note_ids(&self) -> Result<Vec<NoteId>, StoreError> {
+        self.notes
+            .scan_prefix(NOTE_DOC)
+            .keys()
+            .map(|key| {
+                let key = key?;
+                key[NOTE_DOC.len()..]
+                    .try_into()
+                    .map(NoteId)
+                    .map_err(|_| StoreError::Corrupt("note key has the wrong length".into()))
+            })
+            .collect()
+    }
+
+    /// How many entries of `author`'s log have been fed into the notes' snapshots.
+    pub fn notes_scanned(&self, author: &DeviceKey) -> Result<u64, StoreError> {
+        Ok(match self.notes.get(note_scan_key(author))? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("notes scan position".into()))?,
+            ),
+            None => 0,
+        })
+    }
+
+    /// Stores note snapshots together with the scan positions they reflect, atomically. Not
+    /// flushed: the notes are a cache of the logs, rebuilt from them if a write is lost.
+    pub fn set_note_snapshots(
+        &self,
+        snapshots: &[(NoteId, Vec<u8>)],
+        scanned: &[(DeviceKey, u64)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (note, bytes) in snapshots {
+            batch.insert(&note_doc_key(note)[..], bytes.as_slice());
+        }
+        for (author, count) in scanned {
+            batch.insert(&note_scan_key(author)[..], &count.to_be_bytes());
+        }
+        self.notes.apply_batch(batch)?;
+        Ok(())
     }
 
     /// Keeps refused entries as evidence, durably (a re-delivery of the same evidence is not

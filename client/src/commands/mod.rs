@@ -1,14 +1,16 @@
 //! Command implementations. Each takes a [`Ctx`] and returns an [`Output`], so it runs the same
 //! in its own process or inside a running `sync --watch` that holds the store.
 
+mod goals;
 mod ledger;
 mod log;
+mod notes;
 mod space;
 mod verify;
 
 use crate::cli::{
-    AgreementCommand, Command, LogCommand, PlanCommand, PromiseCommand, SpaceCommand,
-    SupportCommand,
+    AgreementCommand, Command, GoalCommand, LogCommand, NoteCommand, PlanCommand, PromiseCommand,
+    SpaceCommand, SupportCommand,
 };
 use crate::home::{Home, Identity};
 use crate::output::Output;
@@ -211,6 +213,46 @@ async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
             AgreementCommand::List { json } => ledger::agreement_list(ctx, json, &mut out)?,
         },
         Command::Summary { weeks, json } => ledger::summary(ctx, weeks, json, &mut out)?,
+        Command::Note(command) => match command {
+            NoteCommand::List { all, json } => notes::list(ctx, all, json, &mut out)?,
+            NoteCommand::Show { name, json } => notes::show(ctx, &name, json, &mut out)?,
+            NoteCommand::New { name, template } => {
+                notes::new(ctx, &name, template.as_deref(), &mut out)?
+            }
+            NoteCommand::Set { name, file, base } => {
+                notes::set(ctx, &name, &file, base.as_deref(), &mut out)?
+            }
+            NoteCommand::Edit { .. } => {
+                return Err(anyhow!(
+                    "`note edit` opens an editor in your terminal; run it directly, not through another program"
+                ))
+            }
+            NoteCommand::History { name, json } => notes::history(ctx, &name, json, &mut out)?,
+            NoteCommand::Rename { name, new_name } => {
+                notes::rename(ctx, &name, &new_name, &mut out)?
+            }
+            NoteCommand::Archive { name, restore } => {
+                notes::archive(ctx, &name, restore, &mut out)?
+            }
+        },
+        Command::Goal(command) => match command {
+            GoalCommand::Add { text, week } => goals::add(ctx, &text, week.as_deref(), &mut out)?,
+            GoalCommand::Progress { id, text } => goals::update(
+                ctx,
+                &id,
+                goals::GoalChange::Progress(text.join(" ")),
+                &mut out,
+            )?,
+            GoalCommand::Done { id, note } => {
+                goals::update(ctx, &id, goals::GoalChange::Done(note), &mut out)?
+            }
+            GoalCommand::Drop { id, note } => {
+                goals::update(ctx, &id, goals::GoalChange::Dropped(note), &mut out)?
+            }
+            GoalCommand::List { week, json } => {
+                goals::list(ctx, week.as_deref(), json, &mut out)?
+            }
+        },
     }
     Ok(out)
 }

@@ -382,13 +382,16 @@ impl NoteDoc {
         time_ms: u64,
         bytes: Vec<u8>,
     ) -> Applied {
+        if let Ok(Ok(change)) = catch_unwind(|| Change::try_from(bytes.as_slice())) {
+            // Our own edits come back from our log: recognise them before checking them again.
+            if self.doc.get_change_by_hash(&change.hash()).is_some() {
+                return Applied::Duplicate;
+            }
+        }
         let change = match self.check(&author, &bytes) {
             Ok(change) => change,
             Err(reason) => return Applied::Invalid(reason),
         };
-        if self.doc.get_change_by_hash(&change.hash()).is_some() {
-            return Applied::Duplicate;
-        }
         let ready = change
             .deps()
             .iter()

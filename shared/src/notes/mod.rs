@@ -29,6 +29,7 @@ pub mod templates;
 #[cfg(test)]
 mod tests;
 
+pub use automerge::ChangeHash;
 pub use doc::{Applied, InvalidEdit, LocalEdit, NoteDoc, NoteError, PendingEdit};
 pub use history::{summarize, EditSummary};
 
