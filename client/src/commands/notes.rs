@@ -78,21 +78,28 @@ impl Book {
         for note in ctx.store.note_ids()? {
             book.load(ctx, note)?;
         }
+        let mut new_inputs: BTreeMap<NoteId, Vec<NoteInput>> = BTreeMap::new();
         for author in authors(paired) {
             let from = ctx.store.notes_scanned(&author)?;
             let (inputs, end) = note_inputs(ctx, paired, &author, from)?;
             for input in inputs {
-                let note = input.edit.note;
-                if !book.docs.contains_key(&note) {
-                    book.load(ctx, note)?;
-                }
-                let doc = book.docs.entry(note).or_default();
-                if doc.apply(&input) != Applied::Duplicate {
-                    book.changed.insert(note);
-                }
+                new_inputs.entry(input.edit.note).or_default().push(input);
             }
             if end != from {
                 book.scanned.push((author, end));
+            }
+        }
+        for (note, inputs) in new_inputs {
+            if !book.docs.contains_key(&note) {
+                book.load(ctx, note)?;
+            }
+            let doc = book.docs.entry(note).or_default();
+            if doc
+                .apply_all(&inputs)
+                .iter()
+                .any(|(_, applied)| *applied != Applied::Duplicate)
+            {
+                book.changed.insert(note);
             }
         }
         book.save(ctx)?;
@@ -419,7 +426,7 @@ pub fn new(ctx: &Ctx, name: &str, template: Option<&str>, out: &mut Output) -> R
     let edit = LocalEdit {
         text,
         name: Some(name),
-        archived: None,
+        ..LocalEdit::default()
     };
     book.write(ctx, &paired, id, None, &edit)?;
     out.line(format!(
@@ -455,7 +462,7 @@ pub fn set(
     let edit = LocalEdit {
         text: Some(&text),
         name: created,
-        archived: None,
+        ..LocalEdit::default()
     };
     let parts = book.write(ctx, &paired, id, base.as_deref(), &edit)?;
     out.line(format!(

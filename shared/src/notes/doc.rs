@@ -249,6 +249,22 @@ impl NoteDoc {
             if let Some(text) = edit.text {
                 self.doc.update_text(&self.text, text).map_err(am)?;
             }
+            if let Some(splice) = &edit.splice {
+                let len = self.doc.length(&self.text);
+                if splice.pos + splice.delete > len {
+                    return Err(NoteError::Automerge(
+                        "the splice is outside the text".into(),
+                    ));
+                }
+                self.doc
+                    .splice_text(
+                        &self.text,
+                        splice.pos,
+                        splice.delete as isize,
+                        splice.insert,
+                    )
+                    .map_err(am)?;
+            }
             if let Some(name) = edit.name {
                 self.doc.put(ROOT, "name", name).map_err(am)?;
             }
@@ -290,6 +306,65 @@ impl NoteDoc {
             self.refuse(input.id, input.author, input.time_ms, reason);
         }
         result
+    }
+
+    /// Feeds many records of both logs at once (any arrival order, duplicates allowed), in an
+    /// order that respects causality: each author's records in that author's log order, taking
+    /// from whichever author's next change has its dependencies present. This is how a device
+    /// catches up on a whole history without parking thousands of changes as waiting.
+    pub fn apply_all(&mut self, inputs: &[NoteInput]) -> Vec<(EntryHash, Applied)> {
+        let mut sorted: Vec<&NoteInput> = inputs.iter().collect();
+        sorted.sort_by_key(|i| (i.author, i.seq));
+        sorted.dedup_by_key(|i| i.id);
+        let mut queues: Vec<std::collections::VecDeque<&NoteInput>> = Vec::new();
+        for input in sorted {
+            match queues.last_mut() {
+                Some(q) if q.back().is_some_and(|last| last.author == input.author) => {
+                    q.push_back(input)
+                }
+                _ => queues.push(std::iter::once(input).collect()),
+            }
+        }
+        let mut results = Vec::with_capacity(inputs.len());
+        loop {
+            let mut progressed = false;
+            for queue in &mut queues {
+                while let Some(input) = queue.front() {
+                    if !self.ready(input) {
+                        break;
+                    }
+                    results.push((input.id, self.apply(input)));
+                    queue.pop_front();
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                // Only changes whose dependencies are in no log remain: they wait.
+                for queue in &mut queues {
+                    if let Some(input) = queue.pop_front() {
+                        results.push((input.id, self.apply(input)));
+                        progressed = true;
+                    }
+                }
+            }
+            if !progressed {
+                return results;
+            }
+        }
+    }
+
+    /// Whether feeding `input` now would not leave it waiting for a dependency.
+    fn ready(&mut self, input: &NoteInput) -> bool {
+        if input.edit.parts != 1 {
+            return true; // parts are assembled first; a complete edit that cannot apply waits
+        }
+        match catch_unwind(|| Change::try_from(input.edit.bytes.as_slice())) {
+            Ok(Ok(change)) => change
+                .deps()
+                .iter()
+                .all(|d| self.doc.get_change_by_hash(d).is_some()),
+            _ => true, // refused when fed
+        }
     }
 
     fn refuse(&mut self, id: EntryHash, author: DeviceKey, time_ms: u64, reason: &str) {
@@ -429,6 +504,9 @@ impl NoteDoc {
     /// Applies whole changes that were waiting for dependencies, as long as any becomes ready.
     fn apply_waiting(&mut self) {
         loop {
+            if !self.pending.iter().any(|p| p.received == p.parts) {
+                return;
+            }
             let ready = self.pending.iter().position(|p| {
                 p.received == p.parts
                     && Change::try_from(p.bytes.as_slice()).is_ok_and(|c| {
@@ -558,8 +636,22 @@ fn allowed_op(op: &serde_json::Value, text: &str) -> bool {
 pub struct LocalEdit<'a> {
     /// The whole new text (turned into character insertions and deletions).
     pub text: Option<&'a str>,
+    /// Or: delete and insert characters at one position.
+    pub splice: Option<Splice<'a>>,
     /// A new name.
     pub name: Option<&'a str>,
     /// Archive (true) or restore (false).
     pub archived: Option<bool>,
+}
+
+/// Deleting `delete` characters at `pos` (counted in Unicode scalar values) and inserting
+/// `insert` there.
+#[derive(Clone, Debug)]
+pub struct Splice<'a> {
+    /// Where, in characters from the start.
+    pub pos: usize,
+    /// How many characters to delete.
+    pub delete: usize,
+    /// What to insert.
+    pub insert: &'a str,
 }
