@@ -12,7 +12,7 @@ use crate::timefmt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::entry::{Class, Entry};
 use candor_shared::notes::{
-    self, summarize, templates, Applied, LocalEdit, NoteDoc, NoteEdit, NoteId, NoteInput,
+    self, summarize, templates, Applied, LocalEdit, NoteDoc, NoteEdit, NoteId, NoteInput, NoteView,
 };
 use candor_shared::payload::Payload;
 use candor_shared::DeviceKey;
@@ -24,8 +24,11 @@ use std::sync::Mutex;
 /// once): two edits built from the same snapshot would reuse one change number.
 static NOTES: Mutex<()> = Mutex::new(());
 
-/// The notes of this device, opened from their snapshots and brought up to date.
+/// The notes of this device, opened from their snapshots and brought up to date. Reading uses
+/// each note's [`NoteView`] (stored at the front of its snapshot); the Automerge document is
+/// loaded only for notes that receive new entries or are edited.
 struct Book {
+    views: BTreeMap<NoteId, NoteView>,
     docs: BTreeMap<NoteId, NoteDoc>,
     changed: BTreeSet<NoteId>,
     scanned: Vec<(DeviceKey, u64)>,
@@ -68,15 +71,21 @@ fn note_inputs(
 }
 
 impl Book {
-    /// Loads every note's snapshot and applies the note entries that arrived since.
+    /// Reads every note's view and applies the note entries that arrived since the snapshots.
     fn open(ctx: &Ctx, paired: &Paired) -> Result<Book> {
         let mut book = Book {
+            views: BTreeMap::new(),
             docs: BTreeMap::new(),
             changed: BTreeSet::new(),
             scanned: Vec::new(),
         };
         for note in ctx.store.note_ids()? {
-            book.load(ctx, note)?;
+            if let Some(bytes) = ctx.store.note_snapshot(&note)? {
+                let view = NoteView::read(&bytes).with_context(|| {
+                    format!("note {}: the local snapshot is damaged", note.to_hex())
+                })?;
+                book.views.insert(note, view);
+            }
         }
         let mut new_inputs: BTreeMap<NoteId, Vec<NoteInput>> = BTreeMap::new();
         for author in authors(paired) {
@@ -90,10 +99,7 @@ impl Book {
             }
         }
         for (note, inputs) in new_inputs {
-            if !book.docs.contains_key(&note) {
-                book.load(ctx, note)?;
-            }
-            let doc = book.docs.entry(note).or_default();
+            let doc = book.doc(ctx, note)?;
             if doc
                 .apply_all(&inputs)
                 .iter()
@@ -106,15 +112,20 @@ impl Book {
         Ok(book)
     }
 
-    fn load(&mut self, ctx: &Ctx, note: NoteId) -> Result<()> {
-        let doc = match ctx.store.note_snapshot(&note)? {
-            Some(bytes) => NoteDoc::load(&bytes).with_context(|| {
-                format!("note {}: the local snapshot is damaged", note.to_hex())
-            })?,
-            None => NoteDoc::new(),
-        };
-        self.docs.insert(note, doc);
-        Ok(())
+    /// The note's document, loaded from its snapshot (or new) on first use.
+    fn doc(&mut self, ctx: &Ctx, note: NoteId) -> Result<&mut NoteDoc> {
+        if !self.docs.contains_key(&note) {
+            let doc = match ctx.store.note_snapshot(&note)? {
+                Some(bytes) => NoteDoc::load(&bytes).with_context(|| {
+                    format!("note {}: the local snapshot is damaged", note.to_hex())
+                })?,
+                None => NoteDoc::new(),
+            };
+            self.docs.insert(note, doc);
+        }
+        self.docs
+            .get_mut(&note)
+            .ok_or_else(|| anyhow!("note {} could not be opened", note.to_hex()))
     }
 
     /// Stores the snapshots of changed notes and how far the logs were fed, in one batch.
@@ -122,11 +133,13 @@ impl Book {
         if self.changed.is_empty() && self.scanned.is_empty() {
             return Ok(());
         }
-        let snapshots: Vec<(NoteId, Vec<u8>)> = self
-            .changed
-            .iter()
-            .filter_map(|id| self.docs.get_mut(id).map(|doc| (*id, doc.snapshot())))
-            .collect();
+        let mut snapshots = Vec::new();
+        for id in &self.changed {
+            if let Some(doc) = self.docs.get_mut(id) {
+                snapshots.push((*id, doc.snapshot()));
+                self.views.insert(*id, doc.view());
+            }
+        }
         ctx.store.set_note_snapshots(&snapshots, &self.scanned)?;
         self.changed.clear();
         self.scanned.clear();
@@ -137,11 +150,12 @@ impl Book {
     fn find(&self, name: &str) -> Result<NoteId> {
         let wanted = notes::normalize_name(name);
         let by_name: Vec<NoteId> = self
-            .docs
+            .views
             .iter()
-            .filter(|(_, d)| {
-                d.name()
-                    .is_some_and(|n| notes::normalize_name(&n) == wanted)
+            .filter(|(_, v)| {
+                v.name
+                    .as_deref()
+                    .is_some_and(|n| notes::normalize_name(n) == wanted)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -156,7 +170,7 @@ impl Book {
         let prefix = name.trim().to_ascii_lowercase();
         if prefix.len() >= 4 && prefix.chars().all(|c| c.is_ascii_hexdigit()) {
             let by_id: Vec<NoteId> = self
-                .docs
+                .views
                 .keys()
                 .filter(|id| id.to_hex().starts_with(&prefix))
                 .copied()
@@ -168,9 +182,9 @@ impl Book {
         bail!("no note is called {name:?} (see `candor note list`, or `candor note new {name}`)")
     }
 
-    fn doc(&mut self, note: &NoteId) -> Result<&mut NoteDoc> {
-        self.docs
-            .get_mut(note)
+    fn view(&self, note: &NoteId) -> Result<&NoteView> {
+        self.views
+            .get(note)
             .ok_or_else(|| anyhow!("note {} is not on this device", note.to_hex()))
     }
 
@@ -178,7 +192,7 @@ impl Book {
     fn new_id(&self, name: &str) -> NoteId {
         (0..)
             .map(|attempt| NoteId::for_name(name, attempt))
-            .find(|id| !self.docs.contains_key(id))
+            .find(|id| !self.views.contains_key(id))
             .unwrap_or(NoteId::for_name(name, u32::MAX))
     }
 
@@ -194,7 +208,7 @@ impl Book {
     ) -> Result<Option<usize>> {
         let me = paired.identity.secrets.device_key();
         let now = timefmt::now_ms();
-        let doc = self.docs.entry(note).or_default();
+        let doc = self.doc(ctx, note)?;
         let Some(bytes) = doc.edit(&me, now, base, edit)? else {
             return Ok(None);
         };
@@ -310,11 +324,11 @@ pub fn list(ctx: &Ctx, all: bool, json_out: bool, out: &mut Output) -> Result<()
     let paired = ctx.paired()?;
     let _one = NOTES.lock().unwrap_or_else(|p| p.into_inner());
     let book = Book::open(ctx, &paired)?;
-    let mut rows: Vec<(String, &NoteId, &NoteDoc)> = book
-        .docs
+    let mut rows: Vec<(String, &NoteId, &NoteView)> = book
+        .views
         .iter()
-        .filter(|(_, d)| all || !d.archived())
-        .map(|(id, d)| (d.name().unwrap_or_else(|| "(unnamed)".into()), id, d))
+        .filter(|(_, v)| all || !v.archived)
+        .map(|(id, v)| (v.name.clone().unwrap_or_else(|| "(unnamed)".into()), id, v))
         .collect();
     rows.sort_by_key(|(name, id, _)| (notes::normalize_name(name), **id));
     if json_out {
@@ -324,9 +338,9 @@ pub fn list(ctx: &Ctx, all: bool, json_out: bool, out: &mut Output) -> Result<()
                 json!({
                     "id": id.to_hex(),
                     "name": name,
-                    "archived": d.archived(),
-                    "chars": d.text().chars().count(),
-                    "invalid_edits": d.invalid().len(),
+                    "archived": d.archived,
+                    "chars": d.text.chars().count(),
+                    "invalid_edits": d.invalid.len(),
                 })
             })
             .collect();
@@ -341,8 +355,8 @@ pub fn list(ctx: &Ctx, all: bool, json_out: bool, out: &mut Output) -> Result<()
             "{}  {:<24}  {:>6} chars{}",
             &id.to_hex()[..8],
             printable(&name),
-            d.text().chars().count(),
-            if d.archived() { "  [archived]" } else { "" }
+            d.text.chars().count(),
+            if d.archived { "  [archived]" } else { "" }
         ));
     }
     Ok(())
@@ -352,13 +366,13 @@ pub fn list(ctx: &Ctx, all: bool, json_out: bool, out: &mut Output) -> Result<()
 pub fn show(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Result<()> {
     let paired = ctx.paired()?;
     let _one = NOTES.lock().unwrap_or_else(|p| p.into_inner());
-    let mut book = Book::open(ctx, &paired)?;
+    let book = Book::open(ctx, &paired)?;
     let id = book.find(name)?;
-    let doc = book.doc(&id)?;
-    let text = doc.text();
+    let doc = book.view(&id)?;
+    let text = &doc.text;
     if json_out {
         let invalid: Vec<Value> = doc
-            .invalid()
+            .invalid
             .iter()
             .map(|i| {
                 json!({
@@ -371,24 +385,24 @@ pub fn show(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Result<(
             .collect();
         let item = json!({
             "id": id.to_hex(),
-            "name": doc.name(),
-            "archived": doc.archived(),
+            "name": doc.name,
+            "archived": doc.archived,
             "text": text,
-            "heads": automerge_heads::to_string(&doc.heads()),
-            "waiting_edits": doc.pending().len(),
+            "heads": automerge_heads::to_string(&doc.change_hashes()),
+            "waiting_edits": doc.pending.len(),
             "invalid_edits": invalid,
         });
         out.line(serde_json::to_string_pretty(&item)?);
         return Ok(());
     }
-    out.stdout.push_str(&printable_block(&text));
+    out.stdout.push_str(&printable_block(text));
     if !text.is_empty() && !text.ends_with('\n') {
         out.line("");
     }
-    if doc.archived() {
+    if doc.archived {
         out.note("(this note is archived)");
     }
-    for i in doc.invalid() {
+    for i in &doc.invalid {
         out.note(format!(
             "INVALID edit {} by {} ({}), not applied: {}",
             i.id.short(),
@@ -397,10 +411,10 @@ pub fn show(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Result<(
             i.reason
         ));
     }
-    if !doc.pending().is_empty() {
+    if !doc.pending.is_empty() {
         out.note(format!(
             "{} edit(s) are waiting for the rest of their parts; sync again",
-            doc.pending().len()
+            doc.pending.len()
         ));
     }
     Ok(())
@@ -502,7 +516,7 @@ pub fn archive(ctx: &Ctx, name: &str, restore: bool, out: &mut Output) -> Result
     let _one = NOTES.lock().unwrap_or_else(|p| p.into_inner());
     let mut book = Book::open(ctx, &paired)?;
     let id = book.find(name)?;
-    if book.doc(&id)?.archived() != restore {
+    if book.view(&id)?.archived != restore {
         bail!(
             "{name:?} is {}",
             if restore {
@@ -529,7 +543,7 @@ pub fn archive(ctx: &Ctx, name: &str, restore: bool, out: &mut Output) -> Result
 pub fn history(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Result<()> {
     let paired = ctx.paired()?;
     let _one = NOTES.lock().unwrap_or_else(|p| p.into_inner());
-    let mut book = Book::open(ctx, &paired)?;
+    let book = Book::open(ctx, &paired)?;
     let id = book.find(name)?;
     let mut inputs = Vec::new();
     for author in authors(&paired) {
@@ -537,8 +551,8 @@ pub fn history(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Resul
         inputs.extend(found.into_iter().filter(|i| i.edit.note == id));
     }
     let refused: BTreeMap<_, String> = book
-        .doc(&id)?
-        .invalid()
+        .view(&id)?
+        .invalid
         .iter()
         .map(|i| (i.id, i.reason.clone()))
         .collect();

@@ -89,9 +89,48 @@ pub struct InvalidEdit {
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     version: u8,
+    view: NoteView,
     doc: Vec<u8>,
-    pending: Vec<PendingEdit>,
-    invalid: Vec<InvalidEdit>,
+}
+
+/// What reading a note needs, stored at the front of its snapshot so that showing or listing
+/// notes does not load the Automerge document (whose load rebuilds the whole change history).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteView {
+    /// The text.
+    pub text: String,
+    /// The name, if set.
+    pub name: Option<String>,
+    /// Whether archived.
+    pub archived: bool,
+    /// The document's heads (change hashes).
+    pub heads: Vec<[u8; 32]>,
+    /// Edits waiting to apply.
+    pub pending: Vec<PendingEdit>,
+    /// Edits refused.
+    pub invalid: Vec<InvalidEdit>,
+}
+
+impl NoteView {
+    /// Reads the view at the front of a snapshot, without loading the document.
+    pub fn read(snapshot: &[u8]) -> Result<NoteView, NoteError> {
+        if snapshot.len() > MAX_SNAPSHOT {
+            return Err(NoteError::Snapshot("larger than the limit".into()));
+        }
+        let (version, rest): (u8, _) =
+            postcard::take_from_bytes(snapshot).map_err(|e| NoteError::Snapshot(e.to_string()))?;
+        if version != SNAPSHOT_VERSION {
+            return Err(NoteError::Snapshot(format!("unknown version {version}")));
+        }
+        let (view, _) =
+            postcard::take_from_bytes(rest).map_err(|e| NoteError::Snapshot(e.to_string()))?;
+        Ok(view)
+    }
+
+    /// The heads as change hashes.
+    pub fn change_hashes(&self) -> Vec<ChangeHash> {
+        self.heads.iter().map(|h| ChangeHash(*h)).collect()
+    }
 }
 
 /// One note: its document, the edits waiting to apply, and those refused.
@@ -156,8 +195,8 @@ impl NoteDoc {
             text,
             base: snap.doc,
             since_base: Vec::new(),
-            pending: snap.pending,
-            invalid: snap.invalid,
+            pending: snap.view.pending,
+            invalid: snap.view.invalid,
         })
     }
 
@@ -169,11 +208,22 @@ impl NoteDoc {
         self.since_base.clear();
         let snap = Snapshot {
             version: SNAPSHOT_VERSION,
+            view: self.view(),
             doc,
-            pending: self.pending.clone(),
-            invalid: self.invalid.clone(),
         };
         postcard::to_stdvec(&snap).unwrap_or_default()
+    }
+
+    /// What reading the note needs (see [`NoteView`]).
+    pub fn view(&mut self) -> NoteView {
+        NoteView {
+            text: self.text(),
+            name: self.name(),
+            archived: self.archived(),
+            heads: self.heads().into_iter().map(|h| h.0).collect(),
+            pending: self.pending.clone(),
+            invalid: self.invalid.clone(),
+        }
     }
 
     /// The note's text.

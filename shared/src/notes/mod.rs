@@ -30,7 +30,7 @@ pub mod templates;
 mod tests;
 
 pub use automerge::ChangeHash;
-pub use doc::{Applied, InvalidEdit, LocalEdit, NoteDoc, NoteError, PendingEdit, Splice};
+pub use doc::{Applied, InvalidEdit, LocalEdit, NoteDoc, NoteError, NoteView, PendingEdit, Splice};
 pub use history::{summarize, EditSummary};
 
 use crate::payload::{Payload, PayloadError};

@@ -214,8 +214,13 @@ fn snapshots_reopen_with_waiting_parts() {
         b.apply(input);
     }
     assert_eq!(b.text(), big);
-    let reopened = NoteDoc::load(&b.snapshot()).unwrap();
+    let snapshot = b.snapshot();
+    let reopened = NoteDoc::load(&snapshot).unwrap();
     assert_eq!(reopened.text(), big);
+    let view = NoteView::read(&snapshot).unwrap();
+    assert_eq!(view.text, big);
+    assert_eq!(view.change_hashes(), b.heads());
+    assert!(view.pending.is_empty());
     assert!(NoteDoc::load(b"garbage").is_err());
 }
 
