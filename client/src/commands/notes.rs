@@ -114,18 +114,16 @@ impl Book {
 
     /// The note's document, loaded from its snapshot (or new) on first use.
     fn doc(&mut self, ctx: &Ctx, note: NoteId) -> Result<&mut NoteDoc> {
-        if !self.docs.contains_key(&note) {
-            let doc = match ctx.store.note_snapshot(&note)? {
+        use std::collections::btree_map::Entry as Slot;
+        Ok(match self.docs.entry(note) {
+            Slot::Occupied(slot) => slot.into_mut(),
+            Slot::Vacant(slot) => slot.insert(match ctx.store.note_snapshot(&note)? {
                 Some(bytes) => NoteDoc::load(&bytes).with_context(|| {
                     format!("note {}: the local snapshot is damaged", note.to_hex())
                 })?,
                 None => NoteDoc::new(),
-            };
-            self.docs.insert(note, doc);
-        }
-        self.docs
-            .get_mut(&note)
-            .ok_or_else(|| anyhow!("note {} could not be opened", note.to_hex()))
+            }),
+        })
     }
 
     /// Stores the snapshots of changed notes and how far the logs were fed, in one batch.

@@ -397,7 +397,7 @@ proptest! {
         let mut third = NoteDoc::new();
         let (mut i, mut j) = (0, 0);
         let (la, lb) = (devs[0].log.clone(), devs[1].log.clone());
-        for pick in order.iter().chain(std::iter::repeat(&true).take(la.len() + lb.len())) {
+        for pick in order.iter().chain(std::iter::repeat_n(&true, la.len() + lb.len())) {
             if (*pick && i < la.len()) || j >= lb.len() {
                 if i < la.len() { feed(&mut third, &la[i..=i]); i += 1; }
             } else {
