@@ -245,3 +245,97 @@ fn goals_and_their_progress_show_on_both_devices() -> Result<()> {
         .contains("ISO week"));
     Ok(())
 }
+
+#[test]
+fn hostile_note_edits_from_the_partner_are_shown_invalid_and_change_nothing() -> Result<()> {
+    use automerge::transaction::{CommitOptions, Transactable};
+    use candor::home::Home;
+    use candor::store::{LogWriter, Store};
+    use candor_shared::entry::Class;
+    use candor_shared::notes::{actor_of, genesis, NoteEdit, NoteId};
+
+    let tmp = tempfile::tempdir()?;
+    let relay = Relay::start(&tmp.path().join("relay"))?;
+    let (alex, sam) = pair(tmp.path(), &relay)?;
+    ok_with(
+        &alex,
+        &["note", "set", "needs", "--file", "-"],
+        "keep these words\n",
+        &[],
+    )?;
+    sync_both(&alex, &sam)?;
+
+    // Sam's device writes, signed and encrypted like any entry, edits no honest client makes:
+    // bytes that are no Automerge change, and a change that writes a key other than the text.
+    {
+        let home = Home::new(sam.home.clone());
+        let secrets = home.identity()?.secrets;
+        let space = home.space_key()?.context("paired")?;
+        let store = Store::open(&home.store_dir())?;
+        let partner = store
+            .space_config()?
+            .and_then(|c| c.partner)
+            .context("partner")?;
+        let mut evil = genesis().with_actor(actor_of(&secrets.device_key()));
+        evil.put(automerge::ROOT, "owner", "sam")?;
+        evil.commit_with(CommitOptions::default().with_time(1));
+        let hostile = evil
+            .get_last_local_change()
+            .context("change")?
+            .raw_bytes()
+            .to_vec();
+        let note = NoteId::for_name("needs", 0);
+        let payloads = [b"not a change".to_vec(), hostile]
+            .into_iter()
+            .map(|bytes| {
+                let edit = NoteEdit {
+                    note,
+                    name: "needs".into(),
+                    part: 0,
+                    parts: 1,
+                    bytes,
+                };
+                (Class::Shared, edit.to_payload())
+            })
+            .collect();
+        let writer = LogWriter {
+            author: &secrets,
+            space: &space.space,
+            key: &space.key,
+            partner: Some(&partner.device),
+        };
+        let mut n = 0u8;
+        store.append_own(&writer, payloads, 1_795_000_000_000, || {
+            n += 1;
+            [n; 24]
+        })?;
+    }
+    sync_both(&sam, &alex)?;
+    for device in [&alex, &sam] {
+        let note = json(device, &["note", "show", "needs", "--json"])?;
+        assert_eq!(note["text"], "keep these words\n");
+        let invalid = note["invalid_edits"].as_array().context("invalid")?;
+        assert_eq!(invalid.len(), 2, "{note}");
+        let shown = device.run(&["note", "show", "needs"])?;
+        assert!(String::from_utf8_lossy(&shown.stderr).contains("INVALID edit"));
+    }
+    let history = json(&alex, &["note", "history", "needs", "--json"])?;
+    let invalid = history
+        .as_array()
+        .context("array")?
+        .iter()
+        .filter(|h| !h["invalid"].is_null())
+        .count();
+    assert_eq!(invalid, 2, "{history}");
+
+    // Honest edits still merge afterwards.
+    ok_with(
+        &sam,
+        &["note", "set", "needs", "--file", "-"],
+        "keep these words\nand these\n",
+        &[],
+    )?;
+    sync_both(&sam, &alex)?;
+    assert_eq!(text(&alex, "needs")?, "keep these words\nand these\n");
+    Ok(())
+}
