@@ -300,7 +300,10 @@ impl NoteDoc {
                 self.doc.update_text(&self.text, text).map_err(am)?;
             }
             if let Some(splice) = &edit.splice {
-                let len = self.doc.length(&self.text);
+                let len = match base {
+                    Some(heads) if isolated => self.doc.length_at(&self.text, heads),
+                    _ => self.doc.length(&self.text),
+                };
                 if splice.pos + splice.delete > len {
                     return Err(NoteError::Automerge(
                         "the splice is outside the text".into(),
@@ -543,7 +546,7 @@ impl NoteDoc {
             });
             return Applied::Waiting;
         }
-        if let Err(reason) = self.apply_checked(change, &bytes) {
+        if let Err(reason) = self.apply_checked(change) {
             return Applied::Invalid(reason);
         }
         self.since_base.push(bytes);
@@ -569,7 +572,7 @@ impl NoteDoc {
             let p = self.pending.remove(i);
             match self.check(&p.author, &p.bytes) {
                 Ok(change) if self.doc.get_change_by_hash(&change.hash()).is_some() => {}
-                Ok(change) => match self.apply_checked(change, &p.bytes) {
+                Ok(change) => match self.apply_checked(change) {
                     Ok(()) => self.since_base.push(p.bytes),
                     Err(reason) => self.refuse(p.id, p.author, p.time_ms, &reason),
                 },
@@ -610,21 +613,14 @@ impl NoteDoc {
 
     /// Applies a checked change; if Automerge fails (or panics) half-way, the document is rebuilt
     /// as it was before.
-    fn apply_checked(&mut self, change: Change, bytes: &[u8]) -> Result<(), String> {
+    fn apply_checked(&mut self, change: Change) -> Result<(), String> {
+        let hash = change.hash();
         let doc = &mut self.doc;
         let outcome = catch_unwind(AssertUnwindSafe(|| doc.apply_changes([change])));
         let reason = match outcome {
             Ok(Ok(())) => {
                 // Automerge queues a change it cannot apply yet: that must not happen here.
-                if self
-                    .doc
-                    .get_change_by_hash(
-                        &Change::try_from(bytes)
-                            .map(|c| c.hash())
-                            .map_err(|e| e.to_string())?,
-                    )
-                    .is_some()
-                {
+                if self.doc.get_change_by_hash(&hash).is_some() {
                     return Ok(());
                 }
                 "the change could not be applied".to_string()

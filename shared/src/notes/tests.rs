@@ -309,6 +309,28 @@ fn malformed_or_hostile_changes_are_invalid_and_change_nothing() {
 }
 
 #[test]
+fn a_change_automerge_refuses_leaves_the_document_as_it_was() {
+    // A's log holds two different changes with the same actor and number (a client that
+    // rewound its state): Automerge refuses the second; the note is rebuilt and keeps working.
+    let mut a = Dev::new(1);
+    a.set_text("first words");
+    let mut rewound = Dev::new(1);
+    rewound.set_text("other words");
+    let mut doc = NoteDoc::new();
+    feed(&mut doc, &a.log);
+    let mut second = rewound.log[0].clone();
+    second.seq = 1;
+    second.id = EntryHash([9; 32]);
+    let applied = doc.apply(&second);
+    assert!(matches!(applied, Applied::Invalid(_)), "{applied:?}");
+    assert_eq!(doc.text(), "first words");
+    a.set_text("first words, then more");
+    feed(&mut doc, &a.log[1..]);
+    assert_eq!(doc.text(), "first words, then more");
+    assert_eq!(NoteDoc::load(&doc.snapshot()).unwrap().text(), doc.text());
+}
+
+#[test]
 fn ids_and_actors_are_stable_and_distinct() {
     assert_eq!(NoteId::for_name(" Needs ", 0), NoteId::for_name("needs", 0));
     assert_ne!(NoteId::for_name("needs", 0), NoteId::for_name("needs", 1));
