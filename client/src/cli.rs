@@ -126,6 +126,16 @@ pub enum Command {
     /// Transparency agreements, each consented to by the partner and with a review date.
     #[command(subcommand)]
     Agreement(AgreementCommand),
+    /// Shared notes both partners edit, offline too: needs, boundaries, agreements, prep sheets.
+    ///
+    /// Every edit is an entry of its author's log (signed, encrypted, tamper-evident). Edits made
+    /// by both partners at the same time, even offline, merge character by character on sync:
+    /// both devices end with the same text and nobody's words are lost or brought back.
+    #[command(subcommand)]
+    Note(NoteCommand),
+    /// Weekly goals: one or two realistic goals each, progress in words, done or dropped.
+    #[command(subcommand)]
+    Goal(GoalCommand),
     /// Weekly summary: what happened, and promises kept per week. Never a streak that resets.
     Summary {
         /// How many ISO weeks, ending with this one.
@@ -537,4 +547,131 @@ pub struct ExportArgs {
     /// comma-separated.
     #[arg(long, value_name = "ID,ID…", requires = "verifiable")]
     pub select: Option<String>,
+}
+
+/// `candor note …`
+#[derive(Debug, Subcommand)]
+pub enum NoteCommand {
+    /// List the shared notes (archived ones only with --all).
+    List {
+        /// Include archived notes.
+        #[arg(long)]
+        all: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a note's text.
+    Show {
+        /// The note's name (or the start of its id).
+        name: String,
+        /// Print as JSON (with its id, heads and any edit that was refused).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a note, empty or from a starter structure.
+    ///
+    /// Templates: needs (I-statements: "I feel … when … it would help me if …"), boundaries
+    /// (each boundary and what the partner agreed), agreements (what each will do, review date),
+    /// conversation-prep (a sheet to fill in before a hard talk).
+    New {
+        /// The note's name, e.g. "needs".
+        name: String,
+        /// Start from a template.
+        #[arg(long, value_parser = ["needs", "boundaries", "agreements", "conversation-prep"])]
+        template: Option<String>,
+    },
+    /// Replace a note's text with a file's (- for stdin); only the differences are recorded,
+    /// so your partner's concurrent edits still merge. Creates the note if it does not exist.
+    Set {
+        /// The note's name.
+        name: String,
+        /// The file with the new text, or - for stdin.
+        #[arg(long, value_name = "F")]
+        file: PathBuf,
+        /// The version (heads, comma-separated) the new text was based on; used by `note edit`.
+        #[arg(long, hide = true)]
+        base: Option<String>,
+    },
+    /// Edit a note in $VISUAL or $EDITOR; saving records your changes as one edit.
+    ///
+    /// The text is written to a private temporary file (0600, in the candor home) that is
+    /// removed afterwards. Changes your partner made while you were editing are kept.
+    Edit {
+        /// The note's name.
+        name: String,
+    },
+    /// Who changed what, and when.
+    History {
+        /// The note's name.
+        name: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename a note (the note keeps its id and history).
+    Rename {
+        /// The note's current name.
+        name: String,
+        /// The new name.
+        new_name: String,
+    },
+    /// Archive a note: hidden from `note list`, kept whole (`--restore` brings it back).
+    Archive {
+        /// The note's name.
+        name: String,
+        /// Bring an archived note back instead.
+        #[arg(long)]
+        restore: bool,
+    },
+}
+
+/// `candor goal …`
+#[derive(Debug, Subcommand)]
+pub enum GoalCommand {
+    /// Add a goal for a week (this ISO week unless --week); prints its id.
+    ///
+    /// One or two realistic goals a week work better than many: above two you get a gentle
+    /// warning (the goal is still added).
+    Add {
+        /// The goal.
+        #[arg(required = true, num_args = 1.., value_name = "TEXT")]
+        text: Vec<String>,
+        /// The ISO week, e.g. 2026-W48.
+        #[arg(long, value_name = "YYYY-Www")]
+        week: Option<String>,
+    },
+    /// Write how a goal is going, in words.
+    Progress {
+        /// The goal's id (or a unique prefix).
+        id: String,
+        /// What happened.
+        #[arg(required = true, num_args = 1.., value_name = "TEXT")]
+        text: Vec<String>,
+    },
+    /// Mark your goal done.
+    Done {
+        /// The goal's id (or a unique prefix).
+        id: String,
+        /// Optional words.
+        #[arg(long, value_name = "T")]
+        note: Option<String>,
+    },
+    /// Drop your goal (letting a goal go is allowed).
+    Drop {
+        /// The goal's id (or a unique prefix).
+        id: String,
+        /// Optional words.
+        #[arg(long, value_name = "T")]
+        note: Option<String>,
+    },
+    /// Both partners' goals for a week, with their updates.
+    List {
+        /// The ISO week (default: this week).
+        #[arg(long, value_name = "YYYY-Www")]
+        week: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

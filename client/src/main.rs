@@ -3,7 +3,8 @@
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor::cli::{
-    BackupCommand, Cli, Command, JournalCommand, LogCommand, PassphraseCommand, SpaceCommand,
+    BackupCommand, Cli, Command, JournalCommand, LogCommand, NoteCommand, PassphraseCommand,
+    SpaceCommand,
 };
 use candor::commands::{self, random, Ctx};
 use candor::daemon::{self, Forwarded};
@@ -71,6 +72,7 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(output.code)
         }
         Command::Sync(args) if args.watch => watch(&home).await,
+        Command::Note(NoteCommand::Edit { name }) => note_edit(&home, &name).await,
         command => run_elsewhere_or_here(&home, command).await,
     }
 }
@@ -210,6 +212,7 @@ fn open_or_forward(home: &Home, forwarded: &Forwarded) -> Result<Opened> {
 async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
     let stdin = match &command {
         Command::Log(LogCommand::Import { file })
+        | Command::Note(NoteCommand::Set { file, .. })
         | Command::Journal(
             JournalCommand::Add {
                 file: Some(file), ..
@@ -316,6 +319,97 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
         let _ = std::fs::remove_file(home.socket_path());
     }
     let output = output?;
+    output.emit();
+    Ok(output.code)
+}
+
+/// Runs one command given as arguments (here, or in a running `sync --watch`) and returns
+/// what it would print.
+async fn run_captured(home: &Home, args: Vec<String>, stdin: Option<String>) -> Result<Output> {
+    let forwarded = Forwarded {
+        args,
+        cwd: std::env::current_dir().context("reading the working directory")?,
+        stdin,
+        passphrase: None,
+    };
+    match open_or_forward(home, &forwarded)? {
+        Opened::Elsewhere(output) => Ok(output),
+        Opened::Here(store, home) => {
+            let cli = Cli::try_parse_from(&forwarded.args)
+                .map_err(|e| anyhow!("internal command did not parse: {e}"))?;
+            let ctx = Ctx {
+                home,
+                store: Arc::new(*store),
+                cwd: forwarded.cwd.clone(),
+                stdin: forwarded.stdin.clone(),
+                watch: None,
+                passphrase: None,
+                interactive: false,
+            };
+            Ok(commands::execute(&ctx, cli.command).await)
+        }
+    }
+}
+
+/// `candor note edit`: the editor runs here, in the user's terminal, while reading the note and
+/// recording the edit run like any other command (possibly inside a running `sync --watch`).
+async fn note_edit(home: &Home, name: &str) -> Result<i32> {
+    if !home.has_identity() {
+        bail!(
+            "no device identity in {}: run `candor init --name NAME` first",
+            home.root().display()
+        );
+    }
+    let editor = std::env::var("VISUAL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| std::env::var("EDITOR").ok().filter(|v| !v.trim().is_empty()))
+        .ok_or_else(|| {
+            anyhow!("set $VISUAL or $EDITOR to your editor (e.g. EDITOR=nano), or use `candor note set {name} --file F`")
+        })?;
+    let args = |rest: &[&str]| -> Vec<String> {
+        std::iter::once("candor")
+            .chain(rest.iter().copied())
+            .map(str::to_string)
+            .collect()
+    };
+    let shown = run_captured(home, args(&["note", "show", name, "--json"]), None).await?;
+    if shown.code != 0 {
+        shown.emit();
+        return Ok(shown.code);
+    }
+    let note: serde_json::Value =
+        serde_json::from_str(&shown.stdout).context("reading the note")?;
+    let before = note["text"].as_str().unwrap_or_default().to_string();
+    let heads = note["heads"].as_str().unwrap_or_default().to_string();
+    // A private file (0600) in the 0700 home, removed when `file` is dropped.
+    let file = tempfile::Builder::new()
+        .prefix(".note-edit-")
+        .suffix(".md")
+        .tempfile_in(home.root())
+        .context("creating the temporary file")?;
+    std::fs::write(file.path(), &before).context("writing the temporary file")?;
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(file.path())
+        .status()
+        .with_context(|| format!("starting the editor {editor:?}"))?;
+    if !status.success() {
+        bail!("the editor exited with {status}; nothing was recorded");
+    }
+    let after = std::fs::read_to_string(file.path()).context("reading the edited text")?;
+    drop(file);
+    if after == before {
+        println!("no changes");
+        return Ok(0);
+    }
+    let mut set = args(&["note", "set", name, "--file", "-"]);
+    if !heads.is_empty() {
+        set.push(format!("--base={heads}"));
+    }
+    let output = run_captured(home, set, Some(after)).await?;
     output.emit();
     Ok(output.code)
 }

@@ -15,6 +15,10 @@
 //!   holds only hashes of entry ids, so it is not sealed.
 //! * `journal`: journal record id (16) → the record, and the id of the log entry that backs it
 //!   up (if backup was on when it was written or turned on later).
+//! * `notes`: a cache of the shared notes (sealed), rebuilt from the logs if lost: `doc/` + note id (16)
+//!   → the note's snapshot ([`candor_shared::notes::NoteDoc::snapshot`]); `scan/` + author (32)
+//!   → how many entries of that author's log were fed into the notes (8, BE). Only the
+//!   `note_*` methods below touch it.
 //!
 //! **Encryption at rest.** Every value of the trees in [`SEALED_TREES`] goes through one helper,
 //! [`SealedTree`], which seals it under the device's storage key with XChaCha20-Poly1305, a
@@ -33,6 +37,7 @@ use candor_shared::invite::RelayFingerprint;
 use candor_shared::journal::JournalRecord;
 use candor_shared::keys::{DevicePublic, DeviceSecrets, SpaceKey};
 use candor_shared::merkle::{Frontier, TreeHash};
+use candor_shared::notes::NoteId;
 use candor_shared::payload::{Checkpoint, Payload};
 use candor_shared::sync::{verify_incoming, Incoming, IncomingError, LocalLog, LogKeys};
 use candor_shared::{DeviceKey, EntryHash, SpaceId};
@@ -82,7 +87,7 @@ pub enum StoreError {
 }
 
 /// Trees whose every value is sealed under the storage key (see the module documentation).
-pub const SEALED_TREES: [&str; 4] = ["meta", "local", "evidence", "journal"];
+pub const SEALED_TREES: [&str; 5] = ["meta", "local", "evidence", "journal", "notes"];
 /// Trees holding entries in wire form (encrypted under the space or journal key already).
 pub const ENTRY_TREES: [&str; 2] = ["log", "ids"];
 const META_SEALED: &[u8] = b"sealed_at_rest";
@@ -221,6 +226,7 @@ pub struct Store {
     evidence: SealedTree,
     journal: SealedTree,
     merkle: sled::Tree,
+    notes: SealedTree,
     writes: Mutex<()>,
     on_applied: Mutex<Option<AppliedHook>>,
 }
@@ -244,6 +250,17 @@ fn decode_log_key(key: &[u8]) -> Result<(DeviceKey, u64), StoreError> {
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&bytes[32..]);
     Ok((DeviceKey(author), u64::from_be_bytes(seq)))
+}
+
+const NOTE_DOC: &[u8] = b"doc/";
+const NOTE_SCAN: &[u8] = b"scan/";
+
+fn note_doc_key(note: &NoteId) -> Vec<u8> {
+    [NOTE_DOC, &note.0[..]].concat()
+}
+
+fn note_scan_key(author: &DeviceKey) -> Vec<u8> {
+    [NOTE_SCAN, &author.0[..]].concat()
 }
 
 /// The id of an entry this store verified before storing it (no need to verify it again).
@@ -284,6 +301,7 @@ impl Store {
             evidence: sealed("evidence")?,
             journal: sealed("journal")?,
             merkle: db.open_tree("merkle")?,
+            notes: sealed("notes")?,
             writes: Mutex::new(()),
             on_applied: Mutex::new(None),
             db,
@@ -538,6 +556,59 @@ impl Store {
     pub fn set_local_note(&self, id: &EntryHash, text: &str) -> Result<(), StoreError> {
         self.local.insert(&id.0, text.as_bytes())?;
         self.flush()
+    }
+
+    /// The stored snapshot of one shared note, if any.
+    pub fn note_snapshot(&self, note: &NoteId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.notes.get(&note_doc_key(note))?.map(|v| v.to_vec()))
+    }
+
+    /// The ids of every note with a stored snapshot.
+    pub fn note_ids(&self) -> Result<Vec<NoteId>, StoreError> {
+        self.notes
+            .tree
+            .scan_prefix(NOTE_DOC)
+            .keys()
+            .map(|key| {
+                let key = key?;
+                key[NOTE_DOC.len()..]
+                    .try_into()
+                    .map(NoteId)
+                    .map_err(|_| StoreError::Corrupt("note key has the wrong length".into()))
+            })
+            .collect()
+    }
+
+    /// How many entries of `author`'s log have been fed into the notes' snapshots.
+    pub fn notes_scanned(&self, author: &DeviceKey) -> Result<u64, StoreError> {
+        Ok(match self.notes.get(&note_scan_key(author))? {
+            Some(v) => u64::from_be_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("notes scan position".into()))?,
+            ),
+            None => 0,
+        })
+    }
+
+    /// Stores note snapshots together with the scan positions they reflect, atomically. Not
+    /// flushed: the notes are a cache of the logs, rebuilt from them if a write is lost.
+    pub fn set_note_snapshots(
+        &self,
+        snapshots: &[(NoteId, Vec<u8>)],
+        scanned: &[(DeviceKey, u64)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (note, bytes) in snapshots {
+            let key = note_doc_key(note);
+            batch.insert(&key[..], self.notes.seal(&key, bytes)?);
+        }
+        for (author, count) in scanned {
+            let key = note_scan_key(author);
+            batch.insert(&key[..], self.notes.seal(&key, &count.to_be_bytes())?);
+        }
+        self.notes.tree.apply_batch(batch)?;
+        Ok(())
     }
 
     /// Keeps refused entries as evidence, durably (a re-delivery of the same evidence is not

@@ -11,6 +11,8 @@
 //! * [`merkle`]: the Merkle tree over a log's entry ids that checkpoints commit to.
 //! * [`proof`]: verifiable exports: chosen entries with inclusion proofs, checked offline.
 //! * [`ledger`]: the trust ledger's records and the state derived from both logs.
+//! * [`notes`]: shared notes (an Automerge text per note) and weekly goals' kind codes.
+//! * [`goals`]: weekly goals and their progress, derived from both logs.
 //! * [`wire`]: request/response messages and their length-prefixed framing.
 //! * [`relay`]: the relay's request handling as a state machine over a storage trait.
 //! * [`sync`]: the client's sync state machine (push what the relay lacks, pull what we lack).
@@ -23,12 +25,14 @@ pub mod at_rest;
 pub mod audit;
 pub mod chain;
 pub mod entry;
+pub mod goals;
 pub mod ids;
 pub mod invite;
 pub mod journal;
 pub mod keys;
 pub mod ledger;
 pub mod merkle;
+pub mod notes;
 pub mod payload;
 pub mod proof;
 pub mod relay;

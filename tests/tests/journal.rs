@@ -375,7 +375,7 @@ fn with_a_passphrase_no_stored_text_is_readable_on_disk() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let relay = Relay::start(&tmp.path().join("relay"))?;
     let env = [("CANDOR_PASSPHRASE", PASS)];
-    let markers: Vec<String> = (0..16).map(|i| format!("qzmarker{i:02}x")).collect();
+    let markers: Vec<String> = (0..20).map(|i| format!("qzmarker{i:02}x")).collect();
     let m = |i: usize| markers[i].as_str();
     let alex = Device {
         home: tmp.path().join("alex"),
@@ -425,11 +425,33 @@ fn with_a_passphrase_no_stored_text_is_readable_on_disk() -> Result<()> {
         serde_json::from_str(&ok_env(&alex, &env, &["journal", "list", "--json"])?)?;
     let id = listed[0]["id"].as_str().unwrap_or_default().to_string();
     ok_env(&alex, &env, &["journal", "edit", &id, m(11)])?;
+    // Shared notes and weekly goals.
+    ok_env(&alex, &env, &["note", "new", m(15), "--template", "needs"])?;
+    let note_file = tmp.path().join("note.txt");
+    std::fs::write(&note_file, format!("I feel {} when we talk late\n", m(16)))?;
+    ok_env(
+        &alex,
+        &env,
+        &[
+            "note",
+            "set",
+            m(15),
+            "--file",
+            note_file.to_str().unwrap_or_default(),
+        ],
+    )?;
+    let goal = ok_env(&alex, &env, &["goal", "add", m(17)])?;
+    ok_env(&alex, &env, &["goal", "progress", goal.trim(), m(18)])?;
     ok_env(&sam, &env, &["log", "add", m(12)])?;
     ok_env(&sam, &env, &["journal", "add", m(13)])?;
     ok_env(&sam, &env, &["journal", "backup", "on"])?;
     ok_env(&sam, &env, &["sync"])?;
     ok_env(&alex, &env, &["sync"])?;
+    ok_env(&sam, &env, &["sync"])?;
+    let shown = ok_env(&sam, &env, &["note", "show", m(15)])?;
+    assert!(shown.contains(m(16)), "{shown}");
+    let goals = ok_env(&sam, &env, &["goal", "list"])?;
+    assert!(goals.contains(m(18)), "{goals}");
     let entries = ok_env(&alex, &env, &["log", "list"])?;
     assert!(
         entries.contains(m(2)) && entries.contains(m(12)),

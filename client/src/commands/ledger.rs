@@ -15,6 +15,7 @@ use candor_shared::ledger::{
     LedgerEntry, Left, Plan, PromiseMade, PromiseRenegotiated, PromiseStatus, Record, Reference,
     SupportNeed, SupportReply, SupportRequest,
 };
+use candor_shared::notes;
 use candor_shared::payload::{kind, text_kind_name, Content, Payload, TextContent};
 use candor_shared::{DeviceKey, EntryHash};
 use serde_json::{json, Value};
@@ -39,6 +40,9 @@ pub fn ledger_entries(ctx: &Ctx, paired: &Paired) -> Result<Vec<LedgerEntry>> {
                     text_kind_name(kind).unwrap_or("note").to_string()
                 }
                 (None, Ok(Content::Hello(_) | Content::Checkpoint(_))) => continue,
+                (None, Ok(Content::Unknown { kind })) if notes::kind_name(kind).is_some() => {
+                    notes::kind_name(kind).unwrap_or_default().to_string()
+                }
                 _ => "unknown kind".to_string(),
             };
             out.push(LedgerEntry {
@@ -719,6 +723,7 @@ pub async fn leave(ctx: &Ctx, note: Option<String>, out: &mut Output) -> Result<
 pub fn summary(ctx: &Ctx, weeks: u32, json_out: bool, out: &mut Output) -> Result<()> {
     let paired = ctx.paired()?;
     let ledger = current(ctx, &paired)?;
+    let goals = super::goals::current(ctx, &paired)?;
     let now = timefmt::now_ms();
     let wanted: Vec<_> = (0..weeks.clamp(1, 520))
         .rev()
@@ -745,7 +750,7 @@ pub fn summary(ctx: &Ctx, weeks: u32, json_out: bool, out: &mut Output) -> Resul
                     "checkins": s.checkins,
                     "support_requests": s.support_requests,
                     "support_answered": s.support_answered,
-                    "goals_done": null,
+                    "goals_done": goals.done_in(**w),
                 })
             })
             .collect();
@@ -759,14 +764,15 @@ pub fn summary(ctx: &Ctx, weeks: u32, json_out: bool, out: &mut Output) -> Resul
             .map(|(k, n)| format!("{n} {k}"))
             .collect();
         out.line(format!(
-            "{w}  promises made {} / kept {} / missed {} / renegotiated {}, check-ins {}, support answered {} of {}",
+            "{w}  promises made {} / kept {} / missed {} / renegotiated {}, check-ins {}, support answered {} of {}, goals done {}",
             s.promises_made,
             s.promises_kept,
             s.promises_missed,
             s.promises_renegotiated,
             s.checkins,
             s.support_answered,
-            s.support_requests
+            s.support_requests,
+            goals.done_in(**w)
         ));
         if !kinds.is_empty() {
             out.line(format!("          entries: {}", kinds.join(", ")));

@@ -6,6 +6,7 @@ use crate::store::LogWriter;
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::entry::{Class, Entry};
+use candor_shared::goals::GoalRecord;
 use candor_shared::ledger::Record as LedgerRecord;
 use candor_shared::payload::{text_kind_code, text_kind_name, Content, Payload, TextContent};
 use candor_shared::{DeviceKey, EntryHash};
@@ -101,6 +102,24 @@ fn records_of(
             record.kind = ledger_record.kind_name().to_string();
             record.text = ledger_record.describe();
             record.refers_to = ledger_target(&ledger_record).map(|h| h.to_hex());
+            out.push(record);
+            continue;
+        }
+        if let Some(kind) = candor_shared::notes::kind_name(payload.kind) {
+            record.kind = kind.to_string();
+            if let Ok(Some(edit)) = candor_shared::notes::NoteEdit::from_payload(&payload) {
+                record.text = format!("edited the shared note {:?}", edit.name);
+                if edit.parts > 1 {
+                    record.text += &format!(" (part {} of {})", edit.part + 1, edit.parts);
+                }
+            } else if let Ok(Some(goal)) = GoalRecord::from_payload(&payload) {
+                record.text = goal.describe();
+                if let GoalRecord::Progress(u) | GoalRecord::Done(u) | GoalRecord::Dropped(u) =
+                    &goal
+                {
+                    record.refers_to = Some(u.goal.to_hex());
+                }
+            }
             out.push(record);
             continue;
         }

@@ -3,16 +3,18 @@
 
 pub mod backup;
 mod export;
+mod goals;
 pub mod journal;
 mod ledger;
 mod log;
+mod notes;
 pub mod proof;
 mod space;
 mod verify;
 
 use crate::cli::{
-    AgreementCommand, BackupCommand, Command, JournalCommand, LogCommand, PlanCommand,
-    PromiseCommand, SpaceCommand, SupportCommand,
+    AgreementCommand, BackupCommand, Command, GoalCommand, JournalCommand, LogCommand, NoteCommand,
+    PlanCommand, PromiseCommand, SpaceCommand, SupportCommand,
 };
 use crate::home::{Home, Identity};
 use crate::output::Output;
@@ -272,6 +274,46 @@ async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
             AgreementCommand::List { json } => ledger::agreement_list(ctx, json, &mut out)?,
         },
         Command::Summary { weeks, json } => ledger::summary(ctx, weeks, json, &mut out)?,
+        Command::Note(command) => match command {
+            NoteCommand::List { all, json } => notes::list(ctx, all, json, &mut out)?,
+            NoteCommand::Show { name, json } => notes::show(ctx, &name, json, &mut out)?,
+            NoteCommand::New { name, template } => {
+                notes::new(ctx, &name, template.as_deref(), &mut out)?
+            }
+            NoteCommand::Set { name, file, base } => {
+                notes::set(ctx, &name, &file, base.as_deref(), &mut out)?
+            }
+            NoteCommand::Edit { .. } => {
+                return Err(anyhow!(
+                    "`note edit` opens an editor in your terminal; run it directly, not through another program"
+                ))
+            }
+            NoteCommand::History { name, json } => notes::history(ctx, &name, json, &mut out)?,
+            NoteCommand::Rename { name, new_name } => {
+                notes::rename(ctx, &name, &new_name, &mut out)?
+            }
+            NoteCommand::Archive { name, restore } => {
+                notes::archive(ctx, &name, restore, &mut out)?
+            }
+        },
+        Command::Goal(command) => match command {
+            GoalCommand::Add { text, week } => goals::add(ctx, &text, week.as_deref(), &mut out)?,
+            GoalCommand::Progress { id, text } => goals::update(
+                ctx,
+                &id,
+                goals::GoalChange::Progress(text.join(" ")),
+                &mut out,
+            )?,
+            GoalCommand::Done { id, note } => {
+                goals::update(ctx, &id, goals::GoalChange::Done(note), &mut out)?
+            }
+            GoalCommand::Drop { id, note } => {
+                goals::update(ctx, &id, goals::GoalChange::Dropped(note), &mut out)?
+            }
+            GoalCommand::List { week, json } => {
+                goals::list(ctx, week.as_deref(), json, &mut out)?
+            }
+        },
     }
     Ok(out)
 }

@@ -1,10 +1,10 @@
 //! ISO 8601 week numbers from Unix milliseconds, without a date library.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An ISO week: year and week number (1–53).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct IsoWeek {
     /// ISO week-numbering year.
     pub year: i32,
@@ -15,6 +15,21 @@ pub struct IsoWeek {
 impl fmt::Display for IsoWeek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-W{:02}", self.year, self.week)
+    }
+}
+
+impl IsoWeek {
+    /// Parses `YYYY-Www` (e.g. `2026-W48`); `None` unless that week exists.
+    pub fn parse(text: &str) -> Option<IsoWeek> {
+        let (year, week) = text.trim().split_once("-W")?;
+        if year.len() != 4 || week.len() != 2 {
+            return None;
+        }
+        let year: i32 = year.parse().ok()?;
+        let week: u8 = week.parse().ok()?;
+        // December 28 is always in the year's last ISO week.
+        let last = iso_week((days_from_civil(i64::from(year), 12, 28) * 86_400_000) as u64).week;
+        (year >= 1970 && (1..=last).contains(&week)).then_some(IsoWeek { year, week })
     }
 }
 
@@ -72,5 +87,16 @@ mod tests {
         assert_eq!(iso_week(ms(2024, 12, 30)).to_string(), "2025-W01");
         assert_eq!(iso_week(ms(1970, 1, 1)).to_string(), "1970-W01");
         assert_eq!(civil(days_from_civil(2000, 2, 29)), (2000, 2, 29));
+        assert_eq!(
+            IsoWeek::parse("2020-W53"),
+            Some(IsoWeek {
+                year: 2020,
+                week: 53
+            })
+        );
+        assert_eq!(IsoWeek::parse("2025-W53"), None);
+        assert!(IsoWeek::parse("2026-W53").is_some());
+        assert_eq!(IsoWeek::parse("2026-W00"), None);
+        assert_eq!(IsoWeek::parse("2026-48"), None);
     }
 }
