@@ -133,6 +133,28 @@ impl NoteView {
     }
 }
 
+/// A change applied since the document was loaded or saved: its bytes and, for edits that came
+/// from a log, where they came from (so a change that turns out to break the document can be
+/// named and refused).
+#[derive(Clone)]
+struct Applying {
+    from: Option<(EntryHash, DeviceKey, u64)>,
+    bytes: Vec<u8>,
+}
+
+/// Saves `doc` and checks the bytes load back to the same text: Automerge accepts some
+/// malformed changes whose damage only shows when the document is encoded.
+fn save_checked(doc: &mut AutoCommit, text: &ObjId) -> Option<Vec<u8>> {
+    catch_unwind(AssertUnwindSafe(|| {
+        let saved = doc.save();
+        let loaded = AutoCommit::load(&saved).ok()?;
+        let again = text_obj(&loaded).ok()?;
+        (loaded.text(&again).ok()? == doc.text(text).ok()?).then_some(saved)
+    }))
+    .ok()
+    .flatten()
+}
+
 /// One note: its document, the edits waiting to apply, and those refused.
 pub struct NoteDoc {
     doc: AutoCommit,
@@ -140,7 +162,7 @@ pub struct NoteDoc {
     /// The document bytes this value was loaded from, and the changes applied since: enough to
     /// rebuild the document if Automerge fails half-way through a change.
     base: Vec<u8>,
-    since_base: Vec<Vec<u8>>,
+    since_base: Vec<Applying>,
     pending: Vec<PendingEdit>,
     invalid: Vec<InvalidEdit>,
 }
@@ -203,7 +225,16 @@ impl NoteDoc {
     /// Everything needed to reopen the note without replaying its history: the compacted
     /// document plus the edits still waiting and those refused.
     pub fn snapshot(&mut self) -> Vec<u8> {
-        let doc = self.doc.save();
+        let from_logs = self.since_base.iter().any(|a| a.from.is_some());
+        let saved = if from_logs {
+            save_checked(&mut self.doc, &self.text)
+        } else {
+            catch_unwind(AssertUnwindSafe(|| self.doc.save())).ok()
+        };
+        let doc = match saved {
+            Some(doc) => doc,
+            None => self.repair(),
+        };
         self.base = doc.clone();
         self.since_base.clear();
         let snap = Snapshot {
@@ -228,7 +259,37 @@ impl NoteDoc {
 
     /// The note's text.
     pub fn text(&self) -> String {
-        self.doc.text(&self.text).unwrap_or_default()
+        catch_unwind(AssertUnwindSafe(|| self.doc.text(&self.text)))
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    }
+
+    /// Rebuilds the document from its last good bytes, re-applying the changes applied since one
+    /// at a time and refusing each one after which the document no longer saves and loads back.
+    /// Returns the saved bytes of the repaired document.
+    fn repair(&mut self) -> Vec<u8> {
+        let applied = std::mem::take(&mut self.since_base);
+        let mut good: Vec<Applying> = Vec::new();
+        for item in applied {
+            let mut trial = good.clone();
+            trial.push(item.clone());
+            let ok = self.rebuild_from(&trial).is_ok()
+                && (item.from.is_none() || save_checked(&mut self.doc, &self.text).is_some());
+            if ok {
+                good = trial;
+            } else if let Some((id, author, time_ms)) = item.from {
+                self.refuse(
+                    id,
+                    author,
+                    time_ms,
+                    "the change damages the note's document",
+                );
+            }
+        }
+        let _ = self.rebuild_from(&good);
+        self.since_base = good;
+        catch_unwind(AssertUnwindSafe(|| self.doc.save())).unwrap_or_default()
     }
 
     /// The note's name, if any edit set one.
@@ -347,7 +408,10 @@ impl NoteDoc {
             .get_change_by_hash(&hash)
             .map(|c| c.raw_bytes().to_vec())
             .ok_or_else(|| NoteError::Automerge("the new change is missing".into()))?;
-        self.since_base.push(bytes.clone());
+        self.since_base.push(Applying {
+            from: None,
+            bytes: bytes.clone(),
+        });
         Ok(Some(bytes))
     }
 
@@ -549,7 +613,10 @@ impl NoteDoc {
         if let Err(reason) = self.apply_checked(change) {
             return Applied::Invalid(reason);
         }
-        self.since_base.push(bytes);
+        self.since_base.push(Applying {
+            from: Some((id, author, time_ms)),
+            bytes,
+        });
         self.apply_waiting();
         Applied::Applied
     }
@@ -573,7 +640,10 @@ impl NoteDoc {
             match self.check(&p.author, &p.bytes) {
                 Ok(change) if self.doc.get_change_by_hash(&change.hash()).is_some() => {}
                 Ok(change) => match self.apply_checked(change) {
-                    Ok(()) => self.since_base.push(p.bytes),
+                    Ok(()) => self.since_base.push(Applying {
+                        from: Some((p.id, p.author, p.time_ms)),
+                        bytes: p.bytes,
+                    }),
                     Err(reason) => self.refuse(p.id, p.author, p.time_ms, &reason),
                 },
                 Err(reason) => self.refuse(p.id, p.author, p.time_ms, &reason),
@@ -633,18 +703,24 @@ impl NoteDoc {
     }
 
     fn rebuild(&mut self) -> Result<(), String> {
+        let applied = self.since_base.clone();
+        self.rebuild_from(&applied)
+    }
+
+    fn rebuild_from(&mut self, applied: &[Applying]) -> Result<(), String> {
         let mut doc = if self.base.is_empty() {
             genesis()
         } else {
             AutoCommit::load(&self.base).map_err(|e| e.to_string())?
         };
-        let changes = self
-            .since_base
+        let changes = applied
             .iter()
-            .map(|b| Change::try_from(b.as_slice()))
+            .map(|a| Change::try_from(a.bytes.as_slice()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        doc.apply_changes(changes).map_err(|e| e.to_string())?;
+        catch_unwind(AssertUnwindSafe(|| doc.apply_changes(changes)))
+            .map_err(|_| "the change could not be applied".to_string())?
+            .map_err(|e| e.to_string())?;
         self.text = text_obj(&doc).map_err(|e| e.to_string())?;
         self.doc = doc;
         Ok(())
