@@ -456,8 +456,9 @@ pub enum JournalCommand {
     Edit {
         /// The entry's id (or a unique prefix of at least 4 characters).
         id: String,
-        /// The new words (or - for standard input).
-        #[arg(num_args = 0.., value_name = "TEXT", required_unless_present = "file")]
+        /// The new words (or - for standard input); without them (and without --file) the
+        /// entry opens in $VISUAL / $EDITOR.
+        #[arg(num_args = 0.., value_name = "TEXT")]
         text: Vec<String>,
         /// Read the new words from this file (- for standard input).
         #[arg(long, value_name = "F", conflicts_with = "text")]

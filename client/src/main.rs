@@ -73,6 +73,11 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Sync(args) if args.watch => watch(&home).await,
         Command::Note(NoteCommand::Edit { name }) => note_edit(&home, &name).await,
+        Command::Journal(JournalCommand::Edit {
+            id,
+            text,
+            file: None,
+        }) if text.is_empty() => journal_edit(&home, &id).await,
         command => run_elsewhere_or_here(&home, command).await,
     }
 }
@@ -354,25 +359,6 @@ async fn run_captured(home: &Home, args: Vec<String>, stdin: Option<String>) -> 
 /// `candor note edit`: the editor runs here, in the user's terminal, while reading the note and
 /// recording the edit run like any other command (possibly inside a running `sync --watch`).
 async fn note_edit(home: &Home, name: &str) -> Result<i32> {
-    if !home.has_identity() {
-        bail!(
-            "no device identity in {}: run `candor init --name NAME` first",
-            home.root().display()
-        );
-    }
-    let editor = std::env::var("VISUAL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .or_else(|| std::env::var("EDITOR").ok().filter(|v| !v.trim().is_empty()))
-        .ok_or_else(|| {
-            anyhow!("set $VISUAL or $EDITOR to your editor (e.g. EDITOR=nano), or use `candor note set {name} --file F`")
-        })?;
-    let args = |rest: &[&str]| -> Vec<String> {
-        std::iter::once("candor")
-            .chain(rest.iter().copied())
-            .map(str::to_string)
-            .collect()
-    };
     let shown = run_captured(home, args(&["note", "show", name, "--json"]), None).await?;
     if shown.code != 0 {
         shown.emit();
@@ -382,13 +368,93 @@ async fn note_edit(home: &Home, name: &str) -> Result<i32> {
         serde_json::from_str(&shown.stdout).context("reading the note")?;
     let before = note["text"].as_str().unwrap_or_default().to_string();
     let heads = note["heads"].as_str().unwrap_or_default().to_string();
-    // A private file (0600) in the 0700 home, removed when `file` is dropped.
+    let Some(after) = edit_in_editor(home, &before, &format!("candor note set {name} --file F"))?
+    else {
+        println!("no changes");
+        return Ok(0);
+    };
+    let mut set = args(&["note", "set", name, "--file", "-"]);
+    if !heads.is_empty() {
+        set.push(format!("--base={heads}"));
+    }
+    let output = run_captured(home, set, Some(after)).await?;
+    output.emit();
+    Ok(output.code)
+}
+
+/// `candor journal edit ID` with no new text: the entry's latest version opens in the editor.
+async fn journal_edit(home: &Home, id: &str) -> Result<i32> {
+    let listed = run_captured(home, args(&["journal", "list", "--json"]), None).await?;
+    if listed.code != 0 {
+        listed.emit();
+        return Ok(listed.code);
+    }
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&listed.stdout).context("reading the journal")?;
+    let wanted = id.trim().to_ascii_lowercase();
+    let found: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| wanted.len() >= 4 && e["id"].as_str().is_some_and(|i| i.starts_with(&wanted)))
+        .collect();
+    let entry = match found.as_slice() {
+        [one] => one,
+        [] => bail!("no journal entry has an id starting with {id:?} (see `candor journal list`)"),
+        _ => bail!(
+            "{} journal entries have ids starting with {id:?}; give more characters",
+            found.len()
+        ),
+    };
+    let before = entry["text"].as_str().unwrap_or_default().to_string();
+    let full_id = entry["id"].as_str().unwrap_or_default().to_string();
+    let Some(after) = edit_in_editor(home, &before, &format!("candor journal edit {id} --file F"))?
+    else {
+        println!("no changes");
+        return Ok(0);
+    };
+    let output = run_captured(
+        home,
+        args(&["journal", "edit", &full_id, "--file", "-"]),
+        Some(after),
+    )
+    .await?;
+    output.emit();
+    Ok(output.code)
+}
+
+/// Command-line arguments of a captured `candor` run.
+fn args(rest: &[&str]) -> Vec<String> {
+    std::iter::once("candor")
+        .chain(rest.iter().copied())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Opens `$VISUAL`/`$EDITOR` on `before` in a private temporary file (0600, in the 0700 home,
+/// removed afterwards); returns the edited text, or `None` if it did not change.
+fn edit_in_editor(home: &Home, before: &str, instead: &str) -> Result<Option<String>> {
+    if !home.has_identity() {
+        bail!(
+            "no device identity in {}: run `candor init --name NAME` first",
+            home.root().display()
+        );
+    }
+    let editor = std::env::var("VISUAL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| {
+            std::env::var("EDITOR")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .ok_or_else(|| {
+            anyhow!("set $VISUAL or $EDITOR to your editor (e.g. EDITOR=nano), or use `{instead}`")
+        })?;
     let file = tempfile::Builder::new()
-        .prefix(".note-edit-")
+        .prefix(".edit-")
         .suffix(".md")
         .tempfile_in(home.root())
         .context("creating the temporary file")?;
-    std::fs::write(file.path(), &before).context("writing the temporary file")?;
+    std::fs::write(file.path(), before).context("writing the temporary file")?;
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{editor} \"$1\""))
@@ -401,17 +467,7 @@ async fn note_edit(home: &Home, name: &str) -> Result<i32> {
     }
     let after = std::fs::read_to_string(file.path()).context("reading the edited text")?;
     drop(file);
-    if after == before {
-        println!("no changes");
-        return Ok(0);
-    }
-    let mut set = args(&["note", "set", name, "--file", "-"]);
-    if !heads.is_empty() {
-        set.push(format!("--base={heads}"));
-    }
-    let output = run_captured(home, set, Some(after)).await?;
-    output.emit();
-    Ok(output.code)
+    Ok((after != before).then_some(after))
 }
 
 async fn watch(home: &Home) -> Result<i32> {

@@ -155,6 +155,24 @@ fn the_journal_works_without_a_space_and_stays_on_the_device_with_backup_off() -
         &["journal", "list", "--json", "--since", "2999-01-01"],
     )?;
     assert_eq!(none.as_array().map(Vec::len), Some(0));
+
+    // `journal edit ID` alone opens the entry in the editor (a script stands in for it).
+    let edited = alex
+        .command(&["journal", "edit", &id[..6]])
+        .env("VISUAL", "")
+        .env("EDITOR", "sed -i 's/and hungry/and fed/'")
+        .output()?;
+    assert!(
+        edited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edited.stderr)
+    );
+    let listed = json(&alex, &["journal", "list", "--json"])?;
+    assert_eq!(listed[0]["text"], "Walked by the river; steadier, and fed");
+    assert_eq!(listed[0]["versions"], 3);
+    assert!(std::fs::read_dir(&alex.home)?
+        .flatten()
+        .all(|e| !e.file_name().to_string_lossy().starts_with(".edit-")));
     Ok(())
 }
 

@@ -106,7 +106,7 @@ fn both_partners_edit_one_note_offline_and_get_the_same_text_with_both_edits() -
     // The editor's temporary file is gone.
     assert!(std::fs::read_dir(&sam.home)?
         .flatten()
-        .all(|e| !e.file_name().to_string_lossy().starts_with(".note-edit-")));
+        .all(|e| !e.file_name().to_string_lossy().starts_with(".edit-")));
 
     sync_both(&alex, &sam)?;
     let merged = text(&alex, "needs")?;
