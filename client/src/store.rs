@@ -18,7 +18,9 @@ use candor_shared::entry::{Class, Draft, Entry, EntryError, PartnerSeen};
 use candor_shared::invite::RelayFingerprint;
 use candor_shared::keys::{DevicePublic, DeviceSecrets, SpaceKey};
 use candor_shared::payload::Payload;
-use candor_shared::sync::{verify_incoming, Incoming, IncomingError, LocalLog, LogKeys};
+use candor_shared::sync::{
+    verify_incoming, verify_prechecked, Incoming, IncomingError, LocalLog, LogKeys, Prechecked,
+};
 use candor_shared::{DeviceKey, EntryHash, SpaceId};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -481,6 +483,92 @@ impl Store {
                 Ok(Some(*entry))
             }
         }
+    }
+}
+
+/// What [`Store::apply_incoming_page`] did with a page of pulled entries.
+#[derive(Debug)]
+pub struct PageApplied {
+    /// The entries verified and stored, in page order.
+    pub stored: Vec<Entry>,
+    /// The first entry refused: its index in the page and why. Entries after it were not
+    /// judged (nor stored); entries before it were.
+    pub refused: Option<(usize, StoreError)>,
+}
+
+impl Store {
+    /// Judges a page of pulled entries in order, whose log-independent checks (signature,
+    /// ciphertext hash, decryption) already ran, possibly in parallel
+    /// ([`candor_shared::sync::precheck_batch`]); stores the accepted ones, up to the first
+    /// refusal, in one transaction. Like [`Store::apply_incoming`], not flushed.
+    pub fn apply_incoming_page(
+        &self,
+        keys: &LogKeys<'_>,
+        page: Vec<Prechecked>,
+    ) -> Result<PageApplied, StoreError> {
+        let _guard = self.lock();
+        // Heads and hashes as they will be once the accepted entries are stored.
+        let mut heads: Vec<(DeviceKey, LogHead)> = Vec::new();
+        let mut pending: Vec<Entry> = Vec::new();
+        let mut refused = None;
+        for (index, prechecked) in page.into_iter().enumerate() {
+            if let Some((author, _)) = prechecked.author_seq() {
+                if self.is_frozen(&author)? {
+                    refused = Some((index, StoreError::Frozen));
+                    break;
+                }
+            }
+            let mut lookup_error = None;
+            let verdict = verify_prechecked(
+                keys,
+                prechecked,
+                |author| match heads.iter().find(|(a, _)| a == author) {
+                    Some((_, head)) => *head,
+                    None => self.head(author).unwrap_or_else(|e| {
+                        lookup_error = Some(e);
+                        LogHead::default()
+                    }),
+                },
+                |author, seq| {
+                    pending
+                        .iter()
+                        .find(|e| e.header.author == *author && e.header.seq == seq)
+                        .map(|e| e.hash)
+                        .or_else(|| self.hash_at(author, seq).ok().flatten())
+                },
+            );
+            if let Some(e) = lookup_error {
+                return Err(e);
+            }
+            match verdict {
+                Ok(Incoming::AlreadyHeld) => {}
+                Ok(Incoming::New { entry, .. }) => {
+                    let author = entry.header.author;
+                    let base = match heads.iter().position(|(a, _)| *a == author) {
+                        Some(at) => at,
+                        None => {
+                            heads.push((author, self.head(&author)?));
+                            heads.len() - 1
+                        }
+                    };
+                    if let Some((_, head)) = heads.get_mut(base) {
+                        *head = head.advanced(entry.hash);
+                    }
+                    pending.push(*entry);
+                }
+                Err(e) => {
+                    refused = Some((index, StoreError::Refused(e)));
+                    break;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            self.insert_entries(&pending)?;
+        }
+        Ok(PageApplied {
+            stored: pending,
+            refused,
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use crate::store::{Evidence, Store, StoreError};
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::chain::ChainError;
 use candor_shared::sync::IncomingError;
-use candor_shared::sync::{LogKeys, SyncEvent, SyncMachine};
+use candor_shared::sync::{precheck, precheck_batch, LogKeys, Prechecked, SyncEvent, SyncMachine};
 use candor_shared::wire::{Request, Response};
 use serde::Serialize;
 use std::time::Duration;
@@ -133,28 +133,32 @@ async fn drive(
                         me,
                         partner: paired.config.partner.map(|p| p.device),
                     };
-                    for paged in entries {
-                        match store.apply_incoming(&keys, &paged.entry) {
-                            Ok(Some(entry)) => {
-                                if entry.header.class != candor_shared::entry::Class::Control {
-                                    report.pulled += 1;
-                                }
-                            }
-                            Ok(None) => {}
-                            Err(StoreError::Refused(IncomingError::Chain(ChainError::Gap {
+                    let bytes: Vec<&[u8]> = entries.iter().map(|p| p.entry.as_slice()).collect();
+                    let applied =
+                        store.apply_incoming_page(&keys, precheck_parallel(&keys, &bytes))?;
+                    report.pulled += applied
+                        .stored
+                        .iter()
+                        .filter(|e| e.header.class != candor_shared::entry::Class::Control)
+                        .count() as u64;
+                    if let Some((index, error)) = applied.refused {
+                        let (cursor, bytes) = entries
+                            .get(index)
+                            .map(|p| (p.cursor, p.entry.as_slice()))
+                            .unwrap_or_default();
+                        match error {
+                            StoreError::Refused(IncomingError::Chain(ChainError::Gap {
                                 ..
-                            }))) if machine.restart_pull() => break,
-                            Err(StoreError::Frozen) => bail!(
-                                "refused the entry at relay position {}: {}",
-                                paged.cursor,
+                            })) if machine.restart_pull() => {}
+                            StoreError::Frozen => bail!(
+                                "refused the entry at relay position {cursor}: {}",
                                 StoreError::Frozen
                             ),
-                            Err(e) => {
-                                keep_evidence(store, &paged.entry, &e)?;
+                            e => {
+                                keep_evidence(store, bytes, &e)?;
                                 bail!(
-                                    "refused the entry at relay position {}: {e}; it is kept as \
-                                     evidence (see `candor verify`)",
-                                    paged.cursor
+                                    "refused the entry at relay position {cursor}: {e}; it is \
+                                     kept as evidence (see `candor verify`)"
                                 );
                             }
                         }
@@ -217,6 +221,39 @@ async fn drive(
         };
         machine.handle_response(id, response, store)?;
     }
+}
+
+/// Pages smaller than this are checked on the calling thread (a thread costs more than it saves).
+const PARALLEL_MIN: usize = 64;
+
+/// The log-independent checks of a pulled page (signatures in batches, ciphertext hashes,
+/// decryption), split over the machine's cores; results in page order. The chain checks that
+/// follow stay sequential ([`Store::apply_incoming_page`]).
+fn precheck_parallel(keys: &LogKeys<'_>, bytes: &[&[u8]]) -> Vec<Prechecked> {
+    if bytes.len() == 1 {
+        return bytes.iter().map(|b| precheck(keys, b)).collect();
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || bytes.len() < PARALLEL_MIN {
+        return precheck_batch(keys, bytes);
+    }
+    let chunk = bytes.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = bytes.chunks(chunk);
+        // This thread takes the first chunk while the others run.
+        let first = chunks.next().unwrap_or_default();
+        let handles: Vec<_> = chunks
+            .map(|part| scope.spawn(move || precheck_batch(keys, part)))
+            .collect();
+        let mut out = precheck_batch(keys, first);
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// Keeps a refused entry as evidence; for two signed versions of one entry, keeps both and
@@ -304,12 +341,24 @@ async fn watch_session(
     loop {
         let mut report = SyncReport::default();
         drive(&client, store, paired, &mut machine, &mut report).await?;
-        if report.pulled > 0 {
-            finish_round(&client, store, paired, &mut machine, &mut report).await?;
-        }
+        // Pulled entries are verified, stored and durable now: say so at once (scripts and the
+        // benchmark wait for this line), then checkpoint and audit.
         if report != SyncReport::default() {
             let mut out = Output::default();
             report.print(false, &mut out);
+            out.emit();
+        }
+        if report.pulled > 0 {
+            let mut after = SyncReport::default();
+            finish_round(&client, store, paired, &mut machine, &mut after).await?;
+            let mut out = Output::default();
+            if after.pulled > 0 || after.pushed > 0 {
+                after.print(false, &mut out);
+            } else {
+                for notice in &after.notices {
+                    out.note(notice);
+                }
+            }
             out.emit();
         }
         tokio::select! {

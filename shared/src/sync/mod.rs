@@ -20,7 +20,10 @@
 
 mod verify;
 
-pub use verify::{verify_incoming, Incoming, IncomingError, LogKeys};
+pub use verify::{
+    precheck, precheck_batch, verify_incoming, verify_prechecked, Incoming, IncomingError, LogKeys,
+    Prechecked,
+};
 
 use crate::chain::LogHead;
 use crate::wire::{
