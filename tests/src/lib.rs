@@ -274,10 +274,24 @@ impl Device {
         let mut child = self
             .command(&["sync", "--watch"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .context("starting candor sync --watch")?;
         let lines = lines_of(&mut child);
+        // Its stderr, passed on with the home's name in front so that two watchers can be told
+        // apart.
+        if let Some(stderr) = child.stderr.take() {
+            let name = self
+                .home
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("[{name} watch] {line}");
+                }
+            });
+        }
         Ok(Watch { child, lines })
     }
 }
@@ -301,6 +315,11 @@ impl Watch {
         wait_line(&self.lines, "`pushed` from sync --watch", |l| {
             l.starts_with("pushed ") && !l.starts_with("pushed 0")
         })
+    }
+
+    /// The next line it prints on stdout, waiting at most `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
     }
 
     /// Stops it with SIGTERM-like kill and waits.

@@ -187,7 +187,11 @@ impl Pair {
 }
 
 /// Seals `per_pair` entries for every pair, on all cores.
-pub fn seal_all(pairs: &mut [Pair], per_pair: usize, text_bytes: usize) -> Result<Vec<Vec<Vec<u8>>>> {
+pub fn seal_all(
+    pairs: &mut [Pair],
+    per_pair: usize,
+    text_bytes: usize,
+) -> Result<Vec<Vec<Vec<u8>>>> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = pairs.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {

@@ -434,6 +434,10 @@ impl SyncMachine {
             }
         }
         self.want_push = true;
+        // The heads may count entries that arrived after the last pull (their notification is
+        // still on its way): pull before judging whether the relay's cursors changed, or a
+        // busy space would be pulled again from the start after every stale notification.
+        self.want_pull = true;
         Ok(())
     }
 

@@ -22,7 +22,9 @@
 
 use anyhow::{anyhow, bail, Result};
 use candor_shared::wire::{Request, Response};
-use candor_tests::load::{connect_pairs, ingest, percentile, rss_mib, seal_all, start_relay, Connected, Pair};
+use candor_tests::load::{
+    connect_pairs, ingest, percentile, rss_mib, seal_all, start_relay, Connected, Pair,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
