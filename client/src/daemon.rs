@@ -99,7 +99,20 @@ pub async fn serve(
                             stdin: request.stdin,
                             watch: Some(wake),
                         };
-                        commands::execute(&ctx, cli.command).await
+                        // Commands block on the store (a durable write waits for the disk):
+                        // run each on the blocking pool, so that writes arriving together
+                        // share a flush instead of queueing behind the runtime's workers.
+                        let runtime = tokio::runtime::Handle::current();
+                        let command = cli.command;
+                        tokio::task::spawn_blocking(move || {
+                            runtime.block_on(commands::execute(&ctx, command))
+                        })
+                        .await
+                        .unwrap_or_else(|e| Output {
+                            stderr: format!("error: the command did not finish: {e}\n"),
+                            code: 1,
+                            ..Output::default()
+                        })
                     }
                 },
             };

@@ -24,6 +24,7 @@ use candor_shared::sync::{
 use candor_shared::{DeviceKey, EntryHash, SpaceId};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Errors of the local store.
@@ -95,6 +96,9 @@ pub struct Store {
     local: sled::Tree,
     evidence: sled::Tree,
     writes: Mutex<()>,
+    /// Group commit: tickets handed out by [`Store::flush`], and the highest one made durable.
+    flush_tickets: AtomicU64,
+    flushed: Mutex<u64>,
 }
 
 fn log_key(author: &DeviceKey, seq: u64) -> [u8; 40] {
@@ -146,6 +150,8 @@ impl Store {
             evidence: db.open_tree("evidence")?,
             db,
             writes: Mutex::new(()),
+            flush_tickets: AtomicU64::new(0),
+            flushed: Mutex::new(0),
         })
     }
 
@@ -155,12 +161,24 @@ impl Store {
 
     /// Makes every write so far durable: sled's flush (which uses `sync_file_range`, enough to
     /// survive a process crash) followed by `fdatasync` of its data file (enough for power loss).
+    ///
+    /// Concurrent callers share flushes (group commit): each takes a ticket after its writes,
+    /// and a flush that began after a ticket was taken covers that caller's writes, so it
+    /// returns without flushing again.
     pub fn flush(&self) -> Result<(), StoreError> {
+        let ticket = self.flush_tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
+        if *flushed >= ticket {
+            return Ok(());
+        }
+        // Every ticket up to here was taken after its writes: this flush covers them all.
+        let covers = self.flush_tickets.load(Ordering::SeqCst);
         self.db.flush()?;
         if let Some(file) = &self.data_file {
             file.sync_data()
                 .map_err(|e| StoreError::Db(sled::Error::Io(e)))?;
         }
+        *flushed = covers;
         Ok(())
     }
 
@@ -403,7 +421,7 @@ impl Store {
             key,
             partner,
         } = writer;
-        let _guard = self.lock();
+        let guard = self.lock();
         let me = author.device_key();
         let mut head = self.head(&me)?;
         let partner_seen = match partner {
@@ -444,6 +462,8 @@ impl Store {
         }
         // One transaction for the whole batch (e.g. an import): a crash keeps all or none.
         self.insert_entries(&written)?;
+        // Flush outside the write lock, so that concurrent writers share one flush.
+        drop(guard);
         self.flush()?;
         Ok(written)
     }

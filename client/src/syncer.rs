@@ -338,6 +338,8 @@ async fn watch_session(
     resolve_partner(&client, store, paired).await?;
     let mut subscription = client.subscribe(paired.config.space).await?;
     let mut machine = machine_for(store, paired)?;
+    // Since when pulled entries wait for this device's checkpoint and audit.
+    let mut unchecked_since: Option<std::time::Instant> = None;
     loop {
         let mut report = SyncReport::default();
         drive(&client, store, paired, &mut machine, &mut report).await?;
@@ -348,7 +350,27 @@ async fn watch_session(
             report.print(false, &mut out);
             out.emit();
         }
-        if report.pulled > 0 {
+        if report.pulled > 0 && unchecked_since.is_none() {
+            unchecked_since = Some(std::time::Instant::now());
+        }
+        if let Some(since) = unchecked_since {
+            // Checkpoint and audit once the space is quiet for a moment (or after at most
+            // CHECK_AT_LEAST), so that a stream of entries costs one checkpoint per pause, not
+            // one per entry.
+            let wait = CHECK_QUIET.min(CHECK_AT_LEAST.saturating_sub(since.elapsed()));
+            tokio::select! {
+                cursor = subscription.next() => {
+                    machine.handle_notify(cursor?);
+                    continue;
+                }
+                () = wake.notified() => {
+                    machine.local_written();
+                    continue;
+                }
+                err = client.closed() => return Err(err.into()),
+                () = tokio::time::sleep(wait) => {}
+            }
+            unchecked_since = None;
             let mut after = SyncReport::default();
             finish_round(&client, store, paired, &mut machine, &mut after).await?;
             let mut out = Output::default();
@@ -360,6 +382,7 @@ async fn watch_session(
                 }
             }
             out.emit();
+            continue;
         }
         tokio::select! {
             cursor = subscription.next() => machine.handle_notify(cursor?),
@@ -368,6 +391,11 @@ async fn watch_session(
         }
     }
 }
+
+/// How long the space must be quiet before `sync --watch` checkpoints and audits what it pulled.
+const CHECK_QUIET: Duration = Duration::from_millis(5);
+/// The longest `sync --watch` defers its checkpoint and audit while entries keep arriving.
+const CHECK_AT_LEAST: Duration = Duration::from_millis(500);
 
 /// `candor sync --watch`: stays connected, reconnecting with backoff, until `shutdown` resolves.
 pub async fn watch(

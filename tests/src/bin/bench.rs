@@ -15,7 +15,7 @@
 //!    starting a process) and stops the clock when B's watcher prints that it pulled the entry
 //!    (verified, stored and flushed on B). A's write, the push, the relay's fsync, the
 //!    notification, the pull and B's fsync are all inside.
-//! 2. **sustained stream**: 10,000 `log add`s sent to A's watcher over 4 concurrent socket
+//! 2. **sustained stream**: 10,000 `log add`s sent to A's watcher over 16 concurrent socket
 //!    connections, each write durable on A before it is answered; the clock stops when B's
 //!    watcher has reported all of them pulled.
 //! 3. **catch-up**: A holds 10,000 (then 100,000) entries on the relay; a freshly joined B runs
@@ -585,7 +585,7 @@ struct Stream {
 /// Case 2.
 fn case_stream(opts: &Opts) -> Result<Stream> {
     let entries = if opts.quick { 500 } else { 10_000 };
-    let writers = 4;
+    let writers = 16;
     let mut out = Stream {
         entries,
         writers,
