@@ -123,8 +123,19 @@ impl Relay {
 
     /// Starts a relay on `listen` (used to restart on the port it had).
     pub fn start_on(data: &Path, listen: &str) -> Result<Self> {
-        let mut child = Command::new(binary("candor-relay"))
-            .args(["serve", "--listen", listen, "--data"])
+        Self::start_with(data, listen, None)
+    }
+
+    /// Starts a relay on `listen` with the `relay.toml` at `config`, if any (e.g. the benchmark
+    /// lifts the per-device request rate, which a benchmark exceeds on purpose).
+    pub fn start_with(data: &Path, listen: &str, config: Option<&Path>) -> Result<Self> {
+        let mut command = Command::new(binary("candor-relay"));
+        command.args(["serve", "--listen", listen]);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .arg("--data")
             .arg(data)
             .env("CANDOR_LOG", "warn")
             .stdout(Stdio::piped())
