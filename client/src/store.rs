@@ -531,9 +531,18 @@ impl Store {
         let mut heads: Vec<(DeviceKey, LogHead)> = Vec::new();
         let mut pending: Vec<Entry> = Vec::new();
         let mut refused = None;
+        let mut frozen: Vec<(DeviceKey, bool)> = Vec::new();
         for (index, prechecked) in page.into_iter().enumerate() {
             if let Some((author, _)) = prechecked.author_seq() {
-                if self.is_frozen(&author)? {
+                let is_frozen = match frozen.iter().find(|(a, _)| *a == author) {
+                    Some((_, known)) => *known,
+                    None => {
+                        let known = self.is_frozen(&author)?;
+                        frozen.push((author, known));
+                        known
+                    }
+                };
+                if is_frozen {
                     refused = Some((index, StoreError::Frozen));
                     break;
                 }

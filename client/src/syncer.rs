@@ -119,6 +119,7 @@ async fn drive(
     report: &mut SyncReport,
 ) -> Result<()> {
     let me = paired.identity.secrets.device_key();
+    let mut prefetched: Option<(Request, crate::net::Prefetch)> = None;
     loop {
         while let Some(event) = machine.poll_event() {
             match event {
@@ -214,7 +215,33 @@ async fn drive(
         let Some((id, request)) = machine.poll_request(store)? else {
             return Ok(());
         };
-        let response = match client.request(&request).await {
+        let answer = match prefetched.take() {
+            Some((ahead, prefetch)) if ahead == request => match prefetch.answer().await {
+                Some(answer) => answer,
+                None => client.request(&request).await,
+            },
+            _ => client.request(&request).await,
+        };
+        // While this page is verified and stored, the relay reads and sends the next one. Pulls
+        // are idempotent: if the machine asks for something else, the answer is dropped.
+        if let (
+            Request::Pull { space, limit, .. },
+            Ok(Response::Page {
+                entries,
+                more: true,
+            }),
+        ) = (&request, &answer)
+        {
+            if let Some(last) = entries.last() {
+                let next = Request::Pull {
+                    space: *space,
+                    after: last.cursor,
+                    limit: *limit,
+                };
+                prefetched = Some((next.clone(), client.spawn_request(next)));
+            }
+        }
+        let response = match answer {
             Ok(response) => response,
             Err(NetError::Refused { code, message }) => Response::Error { code, message },
             Err(e) => return Err(e.into()),

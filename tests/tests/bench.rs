@@ -28,8 +28,10 @@ fn quick_benchmark_runs_every_case_and_keeps_hand_written_sections() -> Result<(
         "bench --quick failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    // About 5 s in a release build and 30 s in a debug build on an idle 2-core machine; the
+    // bound only catches a harness that hangs or has grown far beyond `--quick`.
     assert!(
-        took < Duration::from_secs(60),
+        took < Duration::from_secs(240),
         "bench --quick took {took:?}"
     );
     let written = std::fs::read_to_string(&out)?;
