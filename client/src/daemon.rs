@@ -100,19 +100,17 @@ pub async fn serve(
                             watch: Some(wake),
                         };
                         // Commands block on the store (a durable write waits for the disk):
-                        // run each on the blocking pool, so that writes arriving together
-                        // share a flush instead of queueing behind the runtime's workers.
+                        // let each block its own thread (the runtime moves its other tasks
+                        // elsewhere), so that writes arriving together share a flush instead
+                        // of queueing behind the runtime's two workers.
                         let runtime = tokio::runtime::Handle::current();
-                        let command = cli.command;
-                        tokio::task::spawn_blocking(move || {
-                            runtime.block_on(commands::execute(&ctx, command))
-                        })
-                        .await
-                        .unwrap_or_else(|e| Output {
-                            stderr: format!("error: the command did not finish: {e}\n"),
-                            code: 1,
-                            ..Output::default()
-                        })
+                        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+                            tokio::task::block_in_place(|| {
+                                runtime.block_on(commands::execute(&ctx, cli.command))
+                            })
+                        } else {
+                            commands::execute(&ctx, cli.command).await
+                        }
                     }
                 },
             };

@@ -118,6 +118,19 @@ async fn drive(
     machine: &mut SyncMachine,
     report: &mut SyncReport,
 ) -> Result<()> {
+    drive_announcing(client, store, paired, machine, report, &mut |_| {}).await
+}
+
+/// [`drive`], calling `announce` with the number of (non-control) entries of each pulled page
+/// as soon as they are verified and durable, before the cursor is stored.
+async fn drive_announcing(
+    client: &RelayClient,
+    store: &Store,
+    paired: &mut Paired,
+    machine: &mut SyncMachine,
+    report: &mut SyncReport,
+    announce: &mut (dyn FnMut(u64) + Send),
+) -> Result<()> {
     let me = paired.identity.secrets.device_key();
     let mut prefetched: Option<(Request, crate::net::Prefetch)> = None;
     loop {
@@ -137,11 +150,12 @@ async fn drive(
                     let bytes: Vec<&[u8]> = entries.iter().map(|p| p.entry.as_slice()).collect();
                     let applied =
                         store.apply_incoming_page(&keys, precheck_parallel(&keys, &bytes))?;
-                    report.pulled += applied
+                    let pulled = applied
                         .stored
                         .iter()
                         .filter(|e| e.header.class != candor_shared::entry::Class::Control)
                         .count() as u64;
+                    report.pulled += pulled;
                     if let Some((index, error)) = applied.refused {
                         let (cursor, bytes) = entries
                             .get(index)
@@ -165,6 +179,9 @@ async fn drive(
                         }
                     }
                     store.flush()?;
+                    if pulled > 0 {
+                        announce(pulled);
+                    }
                 }
                 SyncEvent::Cursor(cursor) => {
                     store.set_cursor(cursor)?;
@@ -369,15 +386,29 @@ async fn watch_session(
     let mut unchecked_since: Option<std::time::Instant> = None;
     loop {
         let mut report = SyncReport::default();
-        drive(&client, store, paired, &mut machine, &mut report).await?;
-        // Pulled entries are verified, stored and durable now: say so at once (scripts and the
-        // benchmark wait for this line), then checkpoint and audit.
+        // Pulled entries are announced as soon as they are verified and durable (scripts and
+        // the benchmark wait for this line); checkpoint and audit come later.
+        let mut announce = |pulled: u64| {
+            let mut out = Output::default();
+            out.line(format!("pushed 0, pulled {pulled}"));
+            out.emit();
+        };
+        drive_announcing(
+            &client,
+            store,
+            paired,
+            &mut machine,
+            &mut report,
+            &mut announce,
+        )
+        .await?;
+        let pulled = std::mem::take(&mut report.pulled);
         if report != SyncReport::default() {
             let mut out = Output::default();
             report.print(false, &mut out);
             out.emit();
         }
-        if report.pulled > 0 && unchecked_since.is_none() {
+        if pulled > 0 && unchecked_since.is_none() {
             unchecked_since = Some(std::time::Instant::now());
         }
         if let Some(since) = unchecked_since {

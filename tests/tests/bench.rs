@@ -44,6 +44,7 @@ fn quick_benchmark_runs_every_case_and_keeps_hand_written_sections() -> Result<(
         "| quinn 256 B request/response, 64 in flight | **",
         "| 1. write → visible at the partner, p50",
         "| 2. sustained stream, 500 entries",
+        "| 2b. the same stream written as `log import -` batches of 100",
         "| 3. catch-up of 1,000 entries",
         "| 4. relay ingest, 20 devices",
         "Not run: skipped in --quick mode.",

@@ -17,7 +17,8 @@
 //!    notification, the pull and B's fsync are all inside.
 //! 2. **sustained stream**: 10,000 `log add`s sent to A's watcher over 16 concurrent socket
 //!    connections, each write durable on A before it is answered; the clock stops when B's
-//!    watcher has reported all of them pulled.
+//!    watcher has reported all of them pulled. 2b: the same number as `log import -` batches of
+//!    100 (two at a time), for a program that writes many entries at once.
 //! 3. **catch-up**: A holds 10,000 (then 100,000) entries on the relay; a freshly joined B runs
 //!    `candor sync` (process start to exit: connect, pull, verify, decrypt, store, checkpoint,
 //!    audit). Each run starts from copies of the relay's data and B's home taken before B's
@@ -486,25 +487,30 @@ fn pairing() -> Result<Pairing> {
     })
 }
 
-/// Sends `log add TEXT` to the `sync --watch` running for `home`; `None` if none is listening.
-fn add_via_socket(home: &Path, text: &str) -> Result<Option<()>> {
+/// Runs `candor --home HOME ARGS…` in the `sync --watch` running for `home`, over its socket;
+/// `None` if none is listening.
+fn via_socket(home: &Path, args: &[&str], stdin: Option<String>) -> Result<Option<()>> {
+    let mut all = vec![
+        "candor".to_string(),
+        "--home".into(),
+        home.display().to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
     let request = Forwarded {
-        args: vec![
-            "candor".into(),
-            "--home".into(),
-            home.display().to_string(),
-            "log".into(),
-            "add".into(),
-            text.into(),
-        ],
+        args: all,
         cwd: std::env::temp_dir(),
-        stdin: None,
+        stdin,
     };
     match daemon::forward(&Home::new(home.to_path_buf()), &request)? {
         None => Ok(None),
         Some(output) if output.code == 0 => Ok(Some(())),
-        Some(output) => bail!("log add failed: {}", output.stderr),
+        Some(output) => bail!("candor {args:?} failed: {}", output.stderr),
     }
+}
+
+/// Sends `log add TEXT` to the `sync --watch` running for `home`; `None` if none is listening.
+fn add_via_socket(home: &Path, text: &str) -> Result<Option<()>> {
+    via_socket(home, &["log", "add", text], None)
 }
 
 /// Waits (polling, during setup only) until the watcher of `home` answers on its socket.
@@ -590,17 +596,22 @@ fn case_write_visible(opts: &Opts) -> Result<WriteVisible> {
 struct Stream {
     end_to_end: Stat,
     written: Stat,
+    /// The same stream written as `log import -` batches.
+    batched: Stat,
     entries: usize,
     writers: usize,
+    batch: usize,
 }
 
 /// Case 2.
 fn case_stream(opts: &Opts) -> Result<Stream> {
     let entries = if opts.quick { 500 } else { 10_000 };
     let writers = 16;
+    let batch = 100;
     let mut out = Stream {
         entries,
         writers,
+        batch,
         ..Stream::default()
     };
     let runs = if opts.quick { 1 } else { opts.runs.min(3) };
@@ -638,6 +649,43 @@ fn case_stream(opts: &Opts) -> Result<Stream> {
             .push(entries as f64 / (done - t0).as_secs_f64().max(1e-9));
         out.written
             .push(entries as f64 / wrote.as_secs_f64().max(1e-9));
+        // The same number of entries as `log import -` batches (one transaction and one flush
+        // per batch), two writers at a time.
+        let t0 = Instant::now();
+        let home = env.a.home.clone();
+        let writing = std::thread::spawn(move || {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..2)
+                    .map(|w| {
+                        let home = home.clone();
+                        scope.spawn(move || {
+                            for chunk in (0..entries)
+                                .collect::<Vec<_>>()
+                                .chunks(batch)
+                                .skip(w)
+                                .step_by(2)
+                            {
+                                let mut text = String::new();
+                                for i in chunk {
+                                    let _ = writeln!(text, "batched stream entry {i}");
+                                }
+                                via_socket(&home, &["log", "import", "-"], Some(text))?
+                                    .ok_or_else(|| anyhow!("A's watcher went away"))?;
+                            }
+                            Ok::<_, anyhow::Error>(())
+                        })
+                    })
+                    .collect();
+                for handle in handles {
+                    handle.join().map_err(|_| anyhow!("writer panicked"))??;
+                }
+                Ok::<_, anyhow::Error>(())
+            })
+        });
+        let done = wait_pulled(&b_watch, entries as u64)?;
+        writing.join().map_err(|_| anyhow!("writers panicked"))??;
+        out.batched
+            .push(entries as f64 / (done - t0).as_secs_f64().max(1e-9));
         drop(a_watch);
         drop(b_watch);
     }
@@ -967,6 +1015,15 @@ fn render(r: &Results) -> String {
         st.written.show(rate),
         rate(l.sled_flush_sync.median()),
         ratio(st.written.median(), l.sled_flush_sync.median()),
+    );
+    let _ = writeln!(
+        s,
+        "| 2b. the same stream written as `log import -` batches of {} (2 writers), end to end (entries/s) | {} | {} (Ed25519 batch verify, all cores: relay and B verify every entry) | {} | ≥ 5,000/s | {} |",
+        st.batch,
+        st.batched.show(rate),
+        rate(l.verify_batch_all.median()),
+        ratio(st.batched.median(), l.verify_batch_all.median()),
+        yes(st.batched.median() >= 5_000.0)
     );
     for (size, stat) in &r.catch_up.sizes {
         let _ = writeln!(
