@@ -601,6 +601,26 @@ struct Stream {
     entries: usize,
     writers: usize,
     batch: usize,
+    /// CPU time per entry (µs) during the single-entry stream: A, relay, B, the writer (bench).
+    cpu_us: [Stat; 4],
+    /// The same during the batched stream.
+    cpu_us_batched: [Stat; 4],
+}
+
+/// CPU seconds used so far by A, the relay, B and this process.
+fn cpu_of(pids: [u32; 3]) -> [f64; 4] {
+    [
+        load::cpu_secs(pids[0]),
+        load::cpu_secs(pids[1]),
+        load::cpu_secs(pids[2]),
+        load::cpu_secs(std::process::id()),
+    ]
+}
+
+fn record_cpu(into: &mut [Stat; 4], before: [f64; 4], after: [f64; 4], entries: usize) {
+    for (i, stat) in into.iter_mut().enumerate() {
+        stat.push((after[i] - before[i]) / entries as f64 * 1e6);
+    }
 }
 
 /// Case 2.
@@ -621,6 +641,13 @@ fn case_stream(opts: &Opts) -> Result<Stream> {
         let b_watch = env.b.watch()?;
         wait_socket(&env.a.home)?;
         wait_pulled(&b_watch, 1)?;
+        let relay_pid = env
+            .relay
+            .as_ref()
+            .map(Relay::pid)
+            .ok_or_else(|| anyhow!("no relay"))?;
+        let pids = [a_watch.pid(), relay_pid, b_watch.pid()];
+        let cpu_before = cpu_of(pids);
         let t0 = Instant::now();
         let home = env.a.home.clone();
         let writing = std::thread::spawn(move || {
@@ -649,6 +676,8 @@ fn case_stream(opts: &Opts) -> Result<Stream> {
             .push(entries as f64 / (done - t0).as_secs_f64().max(1e-9));
         out.written
             .push(entries as f64 / wrote.as_secs_f64().max(1e-9));
+        record_cpu(&mut out.cpu_us, cpu_before, cpu_of(pids), entries);
+        let cpu_before = cpu_of(pids);
         // The same number of entries as `log import -` batches (one transaction and one flush
         // per batch), two writers at a time.
         let t0 = Instant::now();
@@ -686,6 +715,7 @@ fn case_stream(opts: &Opts) -> Result<Stream> {
         writing.join().map_err(|_| anyhow!("writers panicked"))??;
         out.batched
             .push(entries as f64 / (done - t0).as_secs_f64().max(1e-9));
+        record_cpu(&mut out.cpu_us_batched, cpu_before, cpu_of(pids), entries);
         drop(a_watch);
         drop(b_watch);
     }
@@ -1024,6 +1054,30 @@ fn render(r: &Results) -> String {
         rate(l.verify_batch_all.median()),
         ratio(st.batched.median(), l.verify_batch_all.median()),
         yes(st.batched.median() >= 5_000.0)
+    );
+    let cpu = |stats: &[Stat; 4]| {
+        let total: f64 = stats.iter().map(Stat::median).sum();
+        format!(
+            "A {:.0} µs, relay {:.0} µs, B {:.0} µs, writer {:.0} µs: {:.0} µs of CPU per entry, \
+             so {} cores cap it at {}/s",
+            stats[0].median(),
+            stats[1].median(),
+            stats[2].median(),
+            stats[3].median(),
+            total,
+            std::thread::available_parallelism().map_or(1, usize::from),
+            rate(std::thread::available_parallelism().map_or(1, usize::from) as f64 / total * 1e6)
+        )
+    };
+    let _ = writeln!(
+        s,
+        "| 2. CPU per entry, single entries (from /proc) | {} | | | | |",
+        cpu(&st.cpu_us)
+    );
+    let _ = writeln!(
+        s,
+        "| 2b. CPU per entry, batches | {} | | | | |",
+        cpu(&st.cpu_us_batched)
     );
     for (size, stat) in &r.catch_up.sizes {
         let _ = writeln!(
