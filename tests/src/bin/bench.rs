@@ -920,10 +920,17 @@ fn machine() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg")
+    format!(
+        "{cores} cores (`{cpu}`), Linux {kernel}; load average at the start: {}",
+        load_average()
+    )
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
-    format!("{cores} cores (`{cpu}`), Linux {kernel}; load average at the start: {load}")
+        .unwrap_or_default()
 }
 
 fn yes(met: bool) -> &'static str {
@@ -970,6 +977,12 @@ fn render(r: &Results) -> String {
         } else {
             "release"
         }
+    );
+    let _ = writeln!(
+        s,
+        "Load average at the end: {}. When \"all cores\" below is not well above \"1 core\", \
+         other processes held the second core during the run.\n",
+        load_average()
     );
     let _ = writeln!(s, "### Limits of this machine ({runs} runs each)\n");
     let _ = writeln!(s, "| limit | per second |\n|---|---|");
