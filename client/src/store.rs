@@ -700,6 +700,115 @@ mod tests {
     }
 
     #[test]
+    fn a_page_is_stored_up_to_its_first_bad_entry_and_nothing_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
+        let partner = DeviceSecrets::from_seeds([5; 32], [6; 32]);
+        let key = SpaceKey::from_bytes([3; 32]);
+        let space = SpaceId([4; 16]);
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Store::open(other_dir.path()).unwrap();
+        let notes: Vec<_> = (0..100).map(|i| note(&format!("n{i}"))).collect();
+        let mut n = 0u8;
+        let entries = other
+            .append_own(
+                &LogWriter {
+                    author: &partner,
+                    space: &space,
+                    key: &key,
+                    partner: None,
+                },
+                notes,
+                1,
+                || {
+                    n = n.wrapping_add(1);
+                    [n; 24]
+                },
+            )
+            .unwrap();
+        let keys = LogKeys {
+            space,
+            key: &key,
+            me: me.device_key(),
+            partner: Some(partner.device_key()),
+        };
+        let mut page: Vec<Vec<u8>> = entries.iter().map(Entry::to_bytes).collect();
+        // A forged signature at index 70, in the second half of the batch.
+        page[70][candor_shared::entry::HEADER_LEN + 1] ^= 1;
+        let refs: Vec<&[u8]> = page.iter().map(Vec::as_slice).collect();
+        let applied = store
+            .apply_incoming_page(&keys, candor_shared::sync::precheck_batch(&keys, &refs))
+            .unwrap();
+        assert_eq!(applied.stored.len(), 70);
+        assert!(matches!(
+            applied.refused,
+            Some((70, StoreError::Refused(IncomingError::Damaged(_))))
+        ));
+        assert_eq!(store.head(&partner.device_key()).unwrap().count, 70);
+        // The same page again, repaired: the first 70 are already held, the rest are stored.
+        let good: Vec<Vec<u8>> = entries.iter().map(Entry::to_bytes).collect();
+        let refs: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
+        let applied = store
+            .apply_incoming_page(&keys, candor_shared::sync::precheck_batch(&keys, &refs))
+            .unwrap();
+        assert_eq!(applied.stored.len(), 30);
+        assert!(applied.refused.is_none());
+        assert_eq!(
+            store.head(&partner.device_key()).unwrap(),
+            LogHead {
+                count: 100,
+                hash: entries[99].hash
+            }
+        );
+    }
+
+    #[test]
+    fn concurrent_writers_sharing_flushes_keep_one_unbroken_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
+        let key = SpaceKey::from_bytes([3; 32]);
+        let space = SpaceId([4; 16]);
+        std::thread::scope(|scope| {
+            for t in 0..8u8 {
+                let (store, me, key) = (&store, &me, &key);
+                scope.spawn(move || {
+                    for i in 0..10u8 {
+                        store
+                            .append_own(
+                                &LogWriter {
+                                    author: me,
+                                    space: &space,
+                                    key,
+                                    partner: None,
+                                },
+                                vec![note("concurrent")],
+                                1,
+                                || [t.wrapping_mul(16).wrapping_add(i); 24],
+                            )
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let author = me.device_key();
+        assert_eq!(store.head(&author).unwrap().count, 80);
+        let mut prev = EntryHash::ZERO;
+        for (seq, item) in store.log_entries(&author, 0).enumerate() {
+            let (at, bytes) = item.unwrap();
+            let entry = Entry::from_bytes(&bytes).unwrap();
+            assert_eq!((at, entry.header.seq), (seq as u64, seq as u64));
+            assert_eq!(entry.header.prev, prev);
+            prev = entry.hash;
+        }
+        drop(store);
+        // Everything was flushed: a reopened store holds the same chain.
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.head(&author).unwrap().hash, prev);
+    }
+
+    #[test]
     fn a_second_open_reports_locked() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path()).unwrap();
