@@ -111,7 +111,18 @@ pub async fn serve(
                             passphrase: request.passphrase.clone().map(zeroize::Zeroizing::new),
                             interactive: false,
                         };
-                        commands::execute(&ctx, cli.command).await
+                        // Commands block on the store (a durable write waits for the disk):
+                        // let each block its own thread (the runtime moves its other tasks
+                        // elsewhere), so that writes arriving together share a flush instead
+                        // of queueing behind the runtime's two workers.
+                        let runtime = tokio::runtime::Handle::current();
+                        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+                            tokio::task::block_in_place(|| {
+                                runtime.block_on(commands::execute(&ctx, cli.command))
+                            })
+                        } else {
+                            commands::execute(&ctx, cli.command).await
+                        }
                     }
                 },
             };

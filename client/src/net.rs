@@ -182,6 +182,25 @@ impl NetError {
     }
 }
 
+/// A request running on its own task ([`RelayClient::spawn_request`]); aborted when dropped.
+#[derive(Debug)]
+pub struct Prefetch {
+    task: tokio::task::JoinHandle<Result<Response, NetError>>,
+}
+
+impl Prefetch {
+    /// The answer; `None` if the task failed (ask again).
+    pub async fn answer(mut self) -> Option<Result<Response, NetError>> {
+        (&mut self.task).await.ok()
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// An authenticated connection to a relay.
 ///
 /// Requests may run concurrently from several tasks (`request` takes `&self`; wrap the client in
@@ -309,6 +328,22 @@ impl RelayClient {
                 operation: "waiting for the relay's answer",
                 after: REQUEST_TIMEOUT,
             })?
+    }
+
+    /// [`RelayClient::request`] on a task of its own, so that it proceeds while the caller is
+    /// busy (e.g. fetching the next page while this one is verified). Requests are idempotent,
+    /// so an answer nobody asks for can simply be dropped.
+    pub fn spawn_request(&self, request: Request) -> Prefetch {
+        let conn = self.conn.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::timeout(REQUEST_TIMEOUT, exchange(&conn, &request))
+                .await
+                .map_err(|_| NetError::Timeout {
+                    operation: "waiting for the relay's answer",
+                    after: REQUEST_TIMEOUT,
+                })?
+        });
+        Prefetch { task }
     }
 
     /// Opens a subscription to `space`; returns once the relay has answered `Subscribed`.

@@ -39,10 +39,13 @@ use candor_shared::keys::{DevicePublic, DeviceSecrets, SpaceKey};
 use candor_shared::merkle::{Frontier, TreeHash};
 use candor_shared::notes::NoteId;
 use candor_shared::payload::{Checkpoint, Payload};
-use candor_shared::sync::{verify_incoming, Incoming, IncomingError, LocalLog, LogKeys};
+use candor_shared::sync::{
+    verify_incoming, verify_prechecked, Incoming, IncomingError, LocalLog, LogKeys, Prechecked,
+};
 use candor_shared::{DeviceKey, EntryHash, SpaceId};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
@@ -229,6 +232,9 @@ pub struct Store {
     notes: SealedTree,
     writes: Mutex<()>,
     on_applied: Mutex<Option<AppliedHook>>,
+    /// Group commit: tickets handed out by [`Store::flush`], and the highest one made durable.
+    flush_tickets: AtomicU64,
+    flushed: Mutex<u64>,
 }
 
 /// Called after each new incoming entry is stored (a progress display during a sync).
@@ -303,6 +309,8 @@ impl Store {
             merkle: db.open_tree("merkle")?,
             notes: sealed("notes")?,
             writes: Mutex::new(()),
+            flush_tickets: AtomicU64::new(0),
+            flushed: Mutex::new(0),
             on_applied: Mutex::new(None),
             db,
         };
@@ -497,12 +505,24 @@ impl Store {
 
     /// Makes every write so far durable: sled's flush (which uses `sync_file_range`, enough to
     /// survive a process crash) followed by `fdatasync` of its data file (enough for power loss).
+    ///
+    /// Concurrent callers share flushes (group commit): each takes a ticket after its writes,
+    /// and a flush that began after a ticket was taken covers that caller's writes, so it
+    /// returns without flushing again.
     pub fn flush(&self) -> Result<(), StoreError> {
+        let ticket = self.flush_tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
+        if *flushed >= ticket {
+            return Ok(());
+        }
+        // Every ticket up to here was taken after its writes: this flush covers them all.
+        let covers = self.flush_tickets.load(Ordering::SeqCst);
         self.db.flush()?;
         if let Some(file) = &self.data_file {
             file.sync_data()
                 .map_err(|e| StoreError::Db(sled::Error::Io(e)))?;
         }
+        *flushed = covers;
         Ok(())
     }
 
@@ -863,7 +883,7 @@ impl Store {
             key: _,
             partner,
         } = writer;
-        let _guard = self.lock();
+        let guard = self.lock();
         // Once this device writes, its log is its own again: no more adoption after a restore.
         if self.meta.contains_key(META_ADOPT_OWN)? {
             self.meta.tree.remove(META_ADOPT_OWN)?;
@@ -913,6 +933,8 @@ impl Store {
         }
         // One transaction for the whole batch (e.g. an import): a crash keeps all or none.
         self.insert_entries(&written)?;
+        // Flush outside the write lock, so that concurrent writers share one flush.
+        drop(guard);
         self.flush()?;
         Ok(written)
     }
@@ -975,6 +997,11 @@ impl Store {
     /// Extends and saves the cached frontier when `count` is beyond it; recomputes from the
     /// start for an older count.
     pub fn log_root(&self, author: &DeviceKey, count: u64) -> Result<TreeHash, StoreError> {
+        Ok(self.log_frontier(author, count)?.root())
+    }
+
+    /// The Merkle frontier over `author`'s first `count` stored entries (see [`Store::log_root`]).
+    fn log_frontier(&self, author: &DeviceKey, count: u64) -> Result<Frontier, StoreError> {
         let cached: Option<Frontier> = self
             .merkle
             .get(author.0)?
@@ -1008,6 +1035,37 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("frontier: {e}")))?;
             self.merkle.insert(author.0, bytes)?;
         }
+        Ok(frontier)
+    }
+
+    /// The Merkle root over `author`'s first `seq` entries, some stored and the rest in
+    /// `pending` (verified entries of the same page, in log order, not stored yet).
+    fn root_with_pending(
+        &self,
+        author: &DeviceKey,
+        seq: u64,
+        pending: &[Entry],
+    ) -> Result<TreeHash, StoreError> {
+        let stored = self.head(author)?.count.min(seq);
+        let mut frontier = self.log_frontier(author, stored)?;
+        for entry in pending
+            .iter()
+            .filter(|e| e.header.author == *author && e.header.seq < seq)
+        {
+            if entry.header.seq != frontier.size() {
+                return Err(StoreError::Corrupt(format!(
+                    "page entries of {} are out of order",
+                    author.short()
+                )));
+            }
+            frontier.push(&entry.hash);
+        }
+        if frontier.size() != seq {
+            return Err(StoreError::Corrupt(format!(
+                "the entries before {}'s checkpoint at {seq} are missing",
+                author.short()
+            )));
+        }
         Ok(frontier.root())
     }
 }
@@ -1039,6 +1097,150 @@ pub type EntryKeyFn<'a> = Box<dyn Fn(&[u8; 24]) -> EntryKey + 'a>;
 /// The key function of entries sealed under the space key.
 fn space_entry_key(key: &SpaceKey) -> EntryKeyFn<'_> {
     Box::new(move |n: &[u8; 24]| EntryKey::derive(key, n))
+}
+
+/// What [`Store::apply_incoming_page`] did with a page of pulled entries.
+#[derive(Debug)]
+pub struct PageApplied {
+    /// The entries verified and stored, in page order.
+    pub stored: Vec<Entry>,
+    /// The first entry refused: its index in the page and why. Entries after it were not
+    /// judged (nor stored); entries before it were.
+    pub refused: Option<(usize, StoreError)>,
+}
+
+impl Store {
+    /// Judges a page of pulled entries in order, whose log-independent checks (signature,
+    /// ciphertext hash, decryption) already ran, possibly in parallel
+    /// ([`candor_shared::sync::precheck_batch`]); stores the accepted ones, up to the first
+    /// refusal, in one transaction. Like [`Store::apply_incoming`], not flushed.
+    pub fn apply_incoming_page(
+        &self,
+        keys: &LogKeys<'_>,
+        page: Vec<Prechecked>,
+    ) -> Result<PageApplied, StoreError> {
+        let _guard = self.lock();
+        let adopting = self.adopting_own()?;
+        // Heads and hashes as they will be once the accepted entries are stored.
+        let mut heads: Vec<(DeviceKey, LogHead)> = Vec::new();
+        let mut pending: Vec<Entry> = Vec::new();
+        let mut refused = None;
+        let mut frozen: Vec<(DeviceKey, bool)> = Vec::new();
+        for (index, prechecked) in page.into_iter().enumerate() {
+            if let Some((author, _)) = prechecked.author_seq() {
+                let is_frozen = match frozen.iter().find(|(a, _)| *a == author) {
+                    Some((_, known)) => *known,
+                    None => {
+                        let known = self.is_frozen(&author)?;
+                        frozen.push((author, known));
+                        known
+                    }
+                };
+                if is_frozen {
+                    refused = Some((index, StoreError::Frozen));
+                    break;
+                }
+            }
+            // After a restore, own entries the old device wrote later are adopted (see
+            // `Store::adopt_own`).
+            let adoptable = adopting
+                .then(|| {
+                    prechecked
+                        .entry()
+                        .filter(|e| e.header.author == keys.me)
+                        .cloned()
+                })
+                .flatten();
+            let mut lookup_error = None;
+            let verdict = verify_prechecked(
+                keys,
+                prechecked,
+                |author| match heads.iter().find(|(a, _)| a == author) {
+                    Some((_, head)) => *head,
+                    None => self.head(author).unwrap_or_else(|e| {
+                        lookup_error = Some(e);
+                        LogHead::default()
+                    }),
+                },
+                |author, seq| {
+                    pending
+                        .iter()
+                        .find(|e| e.header.author == *author && e.header.seq == seq)
+                        .map(|e| e.hash)
+                        .or_else(|| self.hash_at(author, seq).ok().flatten())
+                },
+            );
+            if let Some(e) = lookup_error {
+                return Err(e);
+            }
+            let verdict = match (verdict, adoptable) {
+                (Err(IncomingError::UnknownOwnEntry { seq }), Some(entry)) => {
+                    let head = match heads.iter().find(|(a, _)| *a == keys.me) {
+                        Some((_, head)) => *head,
+                        None => self.head(&keys.me)?,
+                    };
+                    match head.classify(&keys.space, &entry.header) {
+                        Ok(candor_shared::chain::Fit::Next) => entry
+                            .open_readable(keys.key)
+                            .map(|payload| Incoming::New {
+                                payload,
+                                entry: Box::new(entry),
+                            })
+                            .map_err(IncomingError::Undecryptable),
+                        _ => Err(IncomingError::UnknownOwnEntry { seq }),
+                    }
+                }
+                (verdict, _) => verdict,
+            };
+            // A checkpoint must commit to the log this device verified before it.
+            let verdict = match verdict {
+                Ok(Incoming::New { entry, payload }) => {
+                    let (author, seq) = (entry.header.author, entry.header.seq);
+                    let checked = match &payload {
+                        Some(payload) => check_checkpoint(&author, seq, payload, || {
+                            self.root_with_pending(&author, seq, &pending)
+                        })?,
+                        None => Ok(()),
+                    };
+                    checked.map(|()| Incoming::New { entry, payload })
+                }
+                other => other,
+            };
+            match verdict {
+                Ok(Incoming::AlreadyHeld) => {}
+                Ok(Incoming::New { entry, .. }) => {
+                    let author = entry.header.author;
+                    let base = match heads.iter().position(|(a, _)| *a == author) {
+                        Some(at) => at,
+                        None => {
+                            heads.push((author, self.head(&author)?));
+                            heads.len() - 1
+                        }
+                    };
+                    if let Some((_, head)) = heads.get_mut(base) {
+                        *head = head.advanced(entry.hash);
+                    }
+                    pending.push(*entry);
+                }
+                Err(e) => {
+                    refused = Some((index, StoreError::Refused(e)));
+                    break;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            self.insert_entries(&pending)?;
+            if let Some(hook) = &*self.on_applied.lock().unwrap_or_else(|p| p.into_inner()) {
+                for _ in &pending {
+                    hook();
+                }
+            }
+        }
+        Ok(PageApplied {
+            stored: pending,
+            refused,
+        })
+    }
 }
 
 /// What sealing this device's next entries needs.
@@ -1225,6 +1427,115 @@ mod tests {
     }
 
     #[test]
+    fn a_page_is_stored_up_to_its_first_bad_entry_and_nothing_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), test_key()).unwrap();
+        let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
+        let partner = DeviceSecrets::from_seeds([5; 32], [6; 32]);
+        let key = SpaceKey::from_bytes([3; 32]);
+        let space = SpaceId([4; 16]);
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Store::open(other_dir.path(), test_key()).unwrap();
+        let notes: Vec<_> = (0..100).map(|i| note(&format!("n{i}"))).collect();
+        let mut n = 0u8;
+        let entries = other
+            .append_own(
+                &LogWriter {
+                    author: &partner,
+                    space: &space,
+                    key: &key,
+                    partner: None,
+                },
+                notes,
+                1,
+                || {
+                    n = n.wrapping_add(1);
+                    [n; 24]
+                },
+            )
+            .unwrap();
+        let keys = LogKeys {
+            space,
+            key: &key,
+            me: me.device_key(),
+            partner: Some(partner.device_key()),
+        };
+        let mut page: Vec<Vec<u8>> = entries.iter().map(Entry::to_bytes).collect();
+        // A forged signature at index 70, in the second half of the batch.
+        page[70][candor_shared::entry::HEADER_LEN + 1] ^= 1;
+        let refs: Vec<&[u8]> = page.iter().map(Vec::as_slice).collect();
+        let applied = store
+            .apply_incoming_page(&keys, candor_shared::sync::precheck_batch(&keys, &refs))
+            .unwrap();
+        assert_eq!(applied.stored.len(), 70);
+        assert!(matches!(
+            applied.refused,
+            Some((70, StoreError::Refused(IncomingError::Damaged(_))))
+        ));
+        assert_eq!(store.head(&partner.device_key()).unwrap().count, 70);
+        // The same page again, repaired: the first 70 are already held, the rest are stored.
+        let good: Vec<Vec<u8>> = entries.iter().map(Entry::to_bytes).collect();
+        let refs: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
+        let applied = store
+            .apply_incoming_page(&keys, candor_shared::sync::precheck_batch(&keys, &refs))
+            .unwrap();
+        assert_eq!(applied.stored.len(), 30);
+        assert!(applied.refused.is_none());
+        assert_eq!(
+            store.head(&partner.device_key()).unwrap(),
+            LogHead {
+                count: 100,
+                hash: entries[99].hash
+            }
+        );
+    }
+
+    #[test]
+    fn concurrent_writers_sharing_flushes_keep_one_unbroken_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), test_key()).unwrap();
+        let me = DeviceSecrets::from_seeds([1; 32], [2; 32]);
+        let key = SpaceKey::from_bytes([3; 32]);
+        let space = SpaceId([4; 16]);
+        std::thread::scope(|scope| {
+            for t in 0..8u8 {
+                let (store, me, key) = (&store, &me, &key);
+                scope.spawn(move || {
+                    for i in 0..10u8 {
+                        store
+                            .append_own(
+                                &LogWriter {
+                                    author: me,
+                                    space: &space,
+                                    key,
+                                    partner: None,
+                                },
+                                vec![note("concurrent")],
+                                1,
+                                || [t.wrapping_mul(16).wrapping_add(i); 24],
+                            )
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let author = me.device_key();
+        assert_eq!(store.head(&author).unwrap().count, 80);
+        let mut prev = EntryHash::ZERO;
+        for (seq, item) in store.log_entries(&author, 0).enumerate() {
+            let (at, bytes) = item.unwrap();
+            let entry = Entry::from_bytes(&bytes).unwrap();
+            assert_eq!((at, entry.header.seq), (seq as u64, seq as u64));
+            assert_eq!(entry.header.prev, prev);
+            prev = entry.hash;
+        }
+        drop(store);
+        // Everything was flushed: a reopened store holds the same chain.
+        let reopened = Store::open(dir.path(), test_key()).unwrap();
+        assert_eq!(reopened.head(&author).unwrap().hash, prev);
+    }
+
+    #[test]
     fn a_second_open_reports_locked() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path(), test_key()).unwrap();
@@ -1367,5 +1678,33 @@ mod tests {
             .unwrap()
             .is_some());
         assert_eq!(store.head(&partner.device_key()).unwrap().count, 3);
+
+        // The same within one pulled page, where the entries before it are not stored yet.
+        let page_dir = tempfile::tempdir().unwrap();
+        let paged = Store::open(page_dir.path(), test_key()).unwrap();
+        let bytes: Vec<Vec<u8>> = notes
+            .iter()
+            .chain([&forged])
+            .map(|e| e.to_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+        let applied = paged
+            .apply_incoming_page(&keys, candor_shared::sync::precheck_batch(&keys, &refs))
+            .unwrap();
+        assert_eq!(applied.stored.len(), 2);
+        assert!(matches!(
+            applied.refused,
+            Some((
+                2,
+                StoreError::Refused(IncomingError::FalseCheckpoint { seq: 2, .. })
+            ))
+        ));
+        let honest_page = [honest.to_bytes()];
+        let refs: Vec<&[u8]> = honest_page.iter().map(Vec::as_slice).collect();
+        let applied = paged
+            .apply_incoming_page(&keys, candor_shared::sync::precheck_batch(&keys, &refs))
+            .unwrap();
+        assert_eq!(applied.stored.len(), 1);
+        assert!(applied.refused.is_none());
     }
 }

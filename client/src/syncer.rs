@@ -10,7 +10,7 @@ use crate::store::{Evidence, Store, StoreError};
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::chain::ChainError;
 use candor_shared::sync::IncomingError;
-use candor_shared::sync::{LogKeys, SyncEvent, SyncMachine};
+use candor_shared::sync::{precheck, precheck_batch, LogKeys, Prechecked, SyncEvent, SyncMachine};
 use candor_shared::wire::{Request, Response};
 use serde::Serialize;
 use std::time::Duration;
@@ -23,6 +23,9 @@ pub struct SyncReport {
     pub pushed: u64,
     /// Partner entries verified and stored (not counting introductions and checkpoints).
     pub pulled: u64,
+    /// Introductions and checkpoints verified and stored (not printed: a checkpoint may ask
+    /// this device to countersign, which the watch loop answers after the round).
+    pub pulled_control: u64,
     /// Partner entries re-uploaded to a relay that had lost them.
     pub restored: u64,
     /// Own entries re-uploaded to a relay that had acknowledged and then lost them.
@@ -120,7 +123,21 @@ async fn drive(
     machine: &mut SyncMachine,
     report: &mut SyncReport,
 ) -> Result<()> {
+    drive_announcing(client, store, paired, machine, report, &mut |_| {}).await
+}
+
+/// [`drive`], calling `announce` with the number of (non-control) entries of each pulled page
+/// as soon as they are verified and durable, before the cursor is stored.
+async fn drive_announcing(
+    client: &RelayClient,
+    store: &Store,
+    paired: &mut Paired,
+    machine: &mut SyncMachine,
+    report: &mut SyncReport,
+    announce: &mut (dyn FnMut(u64) + Send),
+) -> Result<()> {
     let me = paired.identity.secrets.device_key();
+    let mut prefetched: Option<(Request, crate::net::Prefetch)> = None;
     loop {
         while let Some(event) = machine.poll_event() {
             match event {
@@ -135,33 +152,42 @@ async fn drive(
                         me,
                         partner: paired.config.partner.map(|p| p.device),
                     };
-                    for paged in entries {
-                        match store.apply_incoming(&keys, &paged.entry) {
-                            Ok(Some(entry)) => {
-                                if entry.header.class != candor_shared::entry::Class::Control {
-                                    report.pulled += 1;
-                                }
-                            }
-                            Ok(None) => {}
-                            Err(StoreError::Refused(IncomingError::Chain(ChainError::Gap {
+                    let bytes: Vec<&[u8]> = entries.iter().map(|p| p.entry.as_slice()).collect();
+                    let applied =
+                        store.apply_incoming_page(&keys, precheck_parallel(&keys, &bytes))?;
+                    let pulled = applied
+                        .stored
+                        .iter()
+                        .filter(|e| e.header.class != candor_shared::entry::Class::Control)
+                        .count() as u64;
+                    report.pulled += pulled;
+                    report.pulled_control += applied.stored.len() as u64 - pulled;
+                    if let Some((index, error)) = applied.refused {
+                        let (cursor, bytes) = entries
+                            .get(index)
+                            .map(|p| (p.cursor, p.entry.as_slice()))
+                            .unwrap_or_default();
+                        match error {
+                            StoreError::Refused(IncomingError::Chain(ChainError::Gap {
                                 ..
-                            }))) if machine.restart_pull() => break,
-                            Err(StoreError::Frozen) => bail!(
-                                "refused the entry at relay position {}: {}",
-                                paged.cursor,
+                            })) if machine.restart_pull() => {}
+                            StoreError::Frozen => bail!(
+                                "refused the entry at relay position {cursor}: {}",
                                 StoreError::Frozen
                             ),
-                            Err(e) => {
-                                keep_evidence(store, &paged.entry, &e)?;
+                            e => {
+                                keep_evidence(store, bytes, &e)?;
                                 bail!(
-                                    "refused the entry at relay position {}: {e}; it is kept as \
-                                     evidence (see `candor verify`)",
-                                    paged.cursor
+                                    "refused the entry at relay position {cursor}: {e}; it is \
+                                     kept as evidence (see `candor verify`)"
                                 );
                             }
                         }
                     }
                     store.flush()?;
+                    if pulled > 0 {
+                        announce(pulled);
+                    }
                 }
                 SyncEvent::Cursor(cursor) => {
                     store.set_cursor(cursor)?;
@@ -212,13 +238,72 @@ async fn drive(
         let Some((id, request)) = machine.poll_request(store)? else {
             return Ok(());
         };
-        let response = match client.request(&request).await {
+        let answer = match prefetched.take() {
+            Some((ahead, prefetch)) if ahead == request => match prefetch.answer().await {
+                Some(answer) => answer,
+                None => client.request(&request).await,
+            },
+            _ => client.request(&request).await,
+        };
+        // While this page is verified and stored, the relay reads and sends the next one. Pulls
+        // are idempotent: if the machine asks for something else, the answer is dropped.
+        if let (
+            Request::Pull { space, limit, .. },
+            Ok(Response::Page {
+                entries,
+                more: true,
+            }),
+        ) = (&request, &answer)
+        {
+            if let Some(last) = entries.last() {
+                let next = Request::Pull {
+                    space: *space,
+                    after: last.cursor,
+                    limit: *limit,
+                };
+                prefetched = Some((next.clone(), client.spawn_request(next)));
+            }
+        }
+        let response = match answer {
             Ok(response) => response,
             Err(NetError::Refused { code, message }) => Response::Error { code, message },
             Err(e) => return Err(e.into()),
         };
         machine.handle_response(id, response, store)?;
     }
+}
+
+/// Pages smaller than this are checked on the calling thread (a thread costs more than it saves).
+const PARALLEL_MIN: usize = 64;
+
+/// The log-independent checks of a pulled page (signatures in batches, ciphertext hashes,
+/// decryption), split over the machine's cores; results in page order. The chain checks that
+/// follow stay sequential ([`Store::apply_incoming_page`]).
+fn precheck_parallel(keys: &LogKeys<'_>, bytes: &[&[u8]]) -> Vec<Prechecked> {
+    if bytes.len() == 1 {
+        return bytes.iter().map(|b| precheck(keys, b)).collect();
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || bytes.len() < PARALLEL_MIN {
+        return precheck_batch(keys, bytes);
+    }
+    let chunk = bytes.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = bytes.chunks(chunk);
+        // This thread takes the first chunk while the others run.
+        let first = chunks.next().unwrap_or_default();
+        let handles: Vec<_> = chunks
+            .map(|part| scope.spawn(move || precheck_batch(keys, part)))
+            .collect();
+        let mut out = precheck_batch(keys, first);
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// Keeps a refused entry as evidence; for two signed versions of one entry, keeps both and
@@ -309,16 +394,66 @@ async fn watch_session(
     resolve_partner(&client, store, paired).await?;
     let mut subscription = client.subscribe(paired.config.space).await?;
     let mut machine = machine_for(store, paired)?;
+    // Since when pulled entries wait for this device's checkpoint and audit.
+    let mut unchecked_since: Option<std::time::Instant> = None;
     loop {
         let mut report = SyncReport::default();
-        drive(&client, store, paired, &mut machine, &mut report).await?;
-        if report.pulled > 0 {
-            finish_round(&client, store, paired, &mut machine, &mut report).await?;
-        }
+        // Pulled entries are announced as soon as they are verified and durable (scripts and
+        // the benchmark wait for this line); checkpoint and audit come later.
+        let mut announce = |pulled: u64| {
+            let mut out = Output::default();
+            out.line(format!("pushed 0, pulled {pulled}"));
+            out.emit();
+        };
+        drive_announcing(
+            &client,
+            store,
+            paired,
+            &mut machine,
+            &mut report,
+            &mut announce,
+        )
+        .await?;
+        let pulled = std::mem::take(&mut report.pulled);
+        let pulled_control = std::mem::take(&mut report.pulled_control);
         if report != SyncReport::default() {
             let mut out = Output::default();
             report.print(false, &mut out);
             out.emit();
+        }
+        if pulled + pulled_control > 0 && unchecked_since.is_none() {
+            unchecked_since = Some(std::time::Instant::now());
+        }
+        if let Some(since) = unchecked_since {
+            // Checkpoint and audit once the space is quiet for a moment (or after at most
+            // CHECK_AT_LEAST), so that a stream of entries costs one checkpoint per pause, not
+            // one per entry.
+            let wait = CHECK_QUIET.min(CHECK_AT_LEAST.saturating_sub(since.elapsed()));
+            tokio::select! {
+                cursor = subscription.next() => {
+                    machine.handle_notify(cursor?);
+                    continue;
+                }
+                () = wake.notified() => {
+                    machine.local_written();
+                    continue;
+                }
+                err = client.closed() => return Err(err.into()),
+                () = tokio::time::sleep(wait) => {}
+            }
+            unchecked_since = None;
+            let mut after = SyncReport::default();
+            finish_round(&client, store, paired, &mut machine, &mut after).await?;
+            let mut out = Output::default();
+            if after.pulled > 0 || after.pushed > 0 {
+                after.print(false, &mut out);
+            } else {
+                for notice in &after.notices {
+                    out.note(notice);
+                }
+            }
+            out.emit();
+            continue;
         }
         tokio::select! {
             cursor = subscription.next() => machine.handle_notify(cursor?),
@@ -327,6 +462,11 @@ async fn watch_session(
         }
     }
 }
+
+/// How long the space must be quiet before `sync --watch` checkpoints and audits what it pulled.
+const CHECK_QUIET: Duration = Duration::from_millis(5);
+/// The longest `sync --watch` defers its checkpoint and audit while entries keep arriving.
+const CHECK_AT_LEAST: Duration = Duration::from_millis(500);
 
 /// `candor sync --watch`: stays connected, reconnecting with backoff, until `shutdown` resolves.
 pub async fn watch(

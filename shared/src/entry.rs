@@ -394,6 +394,64 @@ impl Entry {
     /// Decodes an entry and checks what anyone can check without a key: layout, bounds,
     /// ciphertext hash and the author's signature. Does not check chain position or decrypt.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EntryError> {
+        let entry = Self::decode_unsigned(bytes)?;
+        let encoded = entry.header.encode();
+        verify_signature(
+            &entry.header.author,
+            ENTRY_SIGNATURE_PREFIX,
+            &encoded,
+            &entry.signature,
+        )?;
+        Ok(entry)
+    }
+
+    /// [`Entry::from_bytes`] for many entries at once, with one batch signature verification
+    /// for all entries that decode. If the batch fails, each signature is checked on its own,
+    /// so the result for every entry (and its error) is exactly what `from_bytes` gives.
+    pub fn from_bytes_batch(items: &[&[u8]]) -> Vec<Result<Self, EntryError>> {
+        let mut decoded: Vec<Result<Self, EntryError>> = items
+            .iter()
+            .map(|bytes| Self::decode_unsigned(bytes))
+            .collect();
+        let headers: Vec<(usize, [u8; HEADER_LEN])> = decoded
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().ok().map(|e| (i, e.header.encode())))
+            .collect();
+        let batch: Vec<(&DeviceKey, &[u8], &[u8; 64])> = headers
+            .iter()
+            .filter_map(|(i, encoded)| {
+                let entry = decoded.get(*i)?.as_ref().ok()?;
+                Some((&entry.header.author, &encoded[..], &entry.signature))
+            })
+            .collect();
+        if batch.is_empty()
+            || crate::keys::verify_signatures_batch(ENTRY_SIGNATURE_PREFIX, &batch).is_ok()
+        {
+            return decoded;
+        }
+        // Someone in the batch is bad: find who, one by one, with the single-entry check.
+        for (i, encoded) in &headers {
+            let Some(slot) = decoded.get_mut(*i) else {
+                continue;
+            };
+            if let Ok(entry) = slot {
+                if let Err(e) = verify_signature(
+                    &entry.header.author,
+                    ENTRY_SIGNATURE_PREFIX,
+                    encoded,
+                    &entry.signature,
+                ) {
+                    *slot = Err(e.into());
+                }
+            }
+        }
+        decoded
+    }
+
+    /// Everything [`Entry::from_bytes`] checks except the signature. Private: an `Entry` promises
+    /// a checked signature, so only the two callers above, which check it, may use this.
+    fn decode_unsigned(bytes: &[u8]) -> Result<Self, EntryError> {
         if bytes.len() > MAX_ENTRY {
             return Err(EntryError::TooLarge(bytes.len()));
         }
@@ -413,7 +471,6 @@ impl Entry {
         if ciphertext_hash(ciphertext) != header.ciphertext_hash {
             return Err(EntryError::CiphertextHashMismatch);
         }
-        verify_signature(&header.author, ENTRY_SIGNATURE_PREFIX, &encoded, &signature)?;
         Ok(Self {
             hash: entry_hash(&encoded, &signature),
             header,
@@ -648,6 +705,48 @@ mod tests {
             forged.open(&SpaceKey::from_bytes([3; 32])),
             Err(EntryError::Decrypt)
         );
+    }
+
+    #[test]
+    fn batch_decoding_gives_each_entry_the_verdict_of_decoding_it_alone() {
+        let (author, key, first) = sample();
+        let payload = first.open(&key).unwrap();
+        let mut good = vec![first.to_bytes()];
+        let mut prev = first.hash;
+        for seq in 1..6 {
+            let entry = Entry::seal(
+                Draft {
+                    class: Class::Shared,
+                    space: first.header.space,
+                    seq,
+                    prev,
+                    time_ms: 1,
+                    partner_seen: PartnerSeen::default(),
+                    nonce: [seq as u8; 24],
+                },
+                &payload,
+                &key,
+                &author,
+            )
+            .unwrap();
+            prev = entry.hash;
+            good.push(entry.to_bytes());
+        }
+        let refs: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
+        let all: Vec<_> = Entry::from_bytes_batch(&refs);
+        assert!(all.iter().all(Result::is_ok));
+        // A forged signature (bit flip in the signature), a bad ciphertext hash and a truncated
+        // entry among good ones: each verdict must match the single-entry check.
+        let mut mixed = good.clone();
+        mixed[1][HEADER_LEN + 3] ^= 1;
+        mixed[3][HEADER_LEN - 1] ^= 1;
+        mixed[4].truncate(50);
+        let refs: Vec<&[u8]> = mixed.iter().map(Vec::as_slice).collect();
+        let batch = Entry::from_bytes_batch(&refs);
+        let single: Vec<_> = mixed.iter().map(|b| Entry::from_bytes(b)).collect();
+        assert_eq!(batch, single);
+        assert!(matches!(batch[1], Err(EntryError::Signature(_))));
+        assert!(batch[0].is_ok() && batch[2].is_ok() && batch[5].is_ok());
     }
 
     #[test]

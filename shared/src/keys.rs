@@ -143,6 +143,51 @@ pub fn verify_signature(
         .map_err(|_| SignatureError::Invalid)
 }
 
+/// Verifies many signatures made by [`DeviceSecrets::sign`] with the same prefix at once:
+/// `(device, message, signature)` each. Ed25519 batch verification (one multiscalar
+/// multiplication for the whole batch, about twice as fast per signature as one by one) checks
+/// the same cofactorless equation as [`verify_signature`] and refuses weak (small-order) device
+/// keys as it does. `Err` means at least one signature is bad, not which: check them one by one
+/// with [`verify_signature`] to find it.
+pub fn verify_signatures_batch(
+    prefix: &[u8],
+    items: &[(&DeviceKey, &[u8], &[u8; 64])],
+) -> Result<(), SignatureError> {
+    let mut keys: Vec<VerifyingKey> = Vec::with_capacity(items.len());
+    // Most batches hold one or two authors: decompress each distinct key once.
+    let mut known: Vec<(DeviceKey, VerifyingKey)> = Vec::new();
+    for (device, _, _) in items {
+        let key = match known.iter().find(|(d, _)| d == *device) {
+            Some((_, key)) => *key,
+            None => {
+                let key =
+                    VerifyingKey::from_bytes(&device.0).map_err(|_| SignatureError::BadKey)?;
+                if key.is_weak() {
+                    return Err(SignatureError::BadKey);
+                }
+                known.push((**device, key));
+                key
+            }
+        };
+        keys.push(key);
+    }
+    let buffers: Vec<Vec<u8>> = items
+        .iter()
+        .map(|(_, message, _)| {
+            let mut buf = Vec::with_capacity(prefix.len() + message.len());
+            buf.extend_from_slice(prefix);
+            buf.extend_from_slice(message);
+            buf
+        })
+        .collect();
+    let messages: Vec<&[u8]> = buffers.iter().map(Vec::as_slice).collect();
+    let signatures: Vec<ed25519_dalek::Signature> = items
+        .iter()
+        .map(|(_, _, signature)| ed25519_dalek::Signature::from_bytes(signature))
+        .collect();
+    ed25519_dalek::verify_batch(&messages, &signatures, &keys).map_err(|_| SignatureError::Invalid)
+}
+
 /// The couple's shared symmetric key. Zeroized when dropped.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct SpaceKey([u8; 32]);

@@ -10,6 +10,7 @@
 //! `cargo test --workspace` builds them.
 
 pub mod evil;
+pub mod load;
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -122,8 +123,19 @@ impl Relay {
 
     /// Starts a relay on `listen` (used to restart on the port it had).
     pub fn start_on(data: &Path, listen: &str) -> Result<Self> {
-        let mut child = Command::new(binary("candor-relay"))
-            .args(["serve", "--listen", listen, "--data"])
+        Self::start_with(data, listen, None)
+    }
+
+    /// Starts a relay on `listen` with the `relay.toml` at `config`, if any (e.g. the benchmark
+    /// lifts the per-device request rate, which a benchmark exceeds on purpose).
+    pub fn start_with(data: &Path, listen: &str, config: Option<&Path>) -> Result<Self> {
+        let mut command = Command::new(binary("candor-relay"));
+        command.args(["serve", "--listen", listen]);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .arg("--data")
             .arg(data)
             .env("CANDOR_LOG", "warn")
             .stdout(Stdio::piped())
@@ -273,10 +285,24 @@ impl Device {
         let mut child = self
             .command(&["sync", "--watch"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .context("starting candor sync --watch")?;
         let lines = lines_of(&mut child);
+        // Its stderr, passed on with the home's name in front so that two watchers can be told
+        // apart.
+        if let Some(stderr) = child.stderr.take() {
+            let name = self
+                .home
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("[{name} watch] {line}");
+                }
+            });
+        }
         Ok(Watch { child, lines })
     }
 }
@@ -300,6 +326,16 @@ impl Watch {
         wait_line(&self.lines, "`pushed` from sync --watch", |l| {
             l.starts_with("pushed ") && !l.starts_with("pushed 0")
         })
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next line it prints on stdout, waiting at most `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
     }
 
     /// Stops it with SIGTERM-like kill and waits.

@@ -20,7 +20,10 @@
 
 mod verify;
 
-pub use verify::{verify_incoming, Incoming, IncomingError, LogKeys};
+pub use verify::{
+    precheck, precheck_batch, verify_incoming, verify_prechecked, Incoming, IncomingError, LogKeys,
+    Prechecked,
+};
 
 use crate::chain::LogHead;
 use crate::wire::{
@@ -441,6 +444,10 @@ impl SyncMachine {
             }
         }
         self.want_push = true;
+        // The heads may count entries that arrived after the last pull (their notification is
+        // still on its way): pull before judging whether the relay's cursors changed, or a
+        // busy space would be pulled again from the start after every stale notification.
+        self.want_pull = true;
         Ok(())
     }
 

@@ -444,3 +444,63 @@ proptest! {
         simulate(seed, wa, wb);
     }
 }
+
+/// Counts only: enough for the machine's decisions when nothing is to be pushed.
+struct Counts(Vec<(DeviceKey, u64)>);
+
+impl LocalLog for Counts {
+    type Error = Infallible;
+    fn count(&self, author: &DeviceKey) -> Result<u64, Infallible> {
+        Ok(self
+            .0
+            .iter()
+            .find(|(a, _)| a == author)
+            .map_or(0, |(_, n)| *n))
+    }
+    fn entries(&self, _: &DeviceKey, _: u64, _: usize) -> Result<Vec<Vec<u8>>, Infallible> {
+        Ok(Vec::new())
+    }
+}
+
+#[test]
+fn newer_heads_after_a_stale_notification_lead_to_a_pull_not_a_full_re_pull() {
+    let (me, partner) = (DeviceKey([1; 32]), DeviceKey([2; 32]));
+    let local = Counts(vec![(partner, 5)]);
+    let mut machine = SyncMachine::new(SPACE, me, Some(partner), 10);
+    let head = |count| LogHead {
+        count,
+        hash: EntryHash([9; 32]),
+    };
+    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    assert!(matches!(request, Request::Heads { .. }));
+    let heads = vec![(partner, head(5))];
+    machine
+        .handle_response(id, Response::HeadList { heads }, &local)
+        .unwrap();
+    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    assert!(matches!(request, Request::Pull { after: 10, .. }));
+    let page = Response::Page {
+        entries: Vec::new(),
+        more: false,
+    };
+    machine.handle_response(id, page, &local).unwrap();
+    assert_eq!(machine.poll_request(&local).unwrap(), None);
+    while machine.poll_event().is_some() {}
+    // A notification overtaken by our own pulls makes the machine ask for heads; meanwhile two
+    // more partner entries landed, whose notification is still on its way.
+    machine.handle_notify(3);
+    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    assert!(matches!(request, Request::Heads { .. }));
+    let heads = vec![(partner, head(7))];
+    machine
+        .handle_response(id, Response::HeadList { heads }, &local)
+        .unwrap();
+    let (_, request) = machine.poll_request(&local).unwrap().unwrap();
+    assert!(
+        matches!(request, Request::Pull { after: 10, .. }),
+        "expected a pull from the cursor, got {request:?}"
+    );
+    while let Some(event) = machine.poll_event() {
+        assert_ne!(event, SyncEvent::CursorReset);
+    }
+}

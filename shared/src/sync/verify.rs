@@ -1,7 +1,7 @@
 //! Verification of an entry pulled from the relay, before a device stores or shows it.
 
 use crate::chain::{ChainError, Fit, LogHead};
-use crate::entry::{Entry, EntryError};
+use crate::entry::{Class, Entry, EntryError};
 use crate::keys::SpaceKey;
 use crate::payload::Payload;
 use crate::{DeviceKey, EntryHash, SpaceId};
@@ -78,6 +78,64 @@ pub enum IncomingError {
     Undecryptable(EntryError),
 }
 
+/// An incoming entry after the checks that need no knowledge of the logs (layout, ciphertext
+/// hash, signature, decryption), before the chain checks of [`verify_prechecked`]. These checks
+/// are the expensive part and independent per entry, so a driver may run them for a page of
+/// entries in parallel ([`precheck_batch`]) and then judge the page in order.
+#[derive(Debug)]
+pub struct Prechecked {
+    checked: Result<Checked, EntryError>,
+}
+
+#[derive(Debug)]
+struct Checked {
+    entry: Entry,
+    /// The decryption result, for shared and control entries of the partner; `None` for
+    /// private entries and entries of other authors (never decrypted, as in
+    /// [`verify_incoming`]).
+    opened: Option<Result<Payload, EntryError>>,
+}
+
+impl Prechecked {
+    fn new(keys: &LogKeys<'_>, decoded: Result<Entry, EntryError>) -> Self {
+        let checked = decoded.map(|entry| {
+            let opened = (Some(entry.header.author) == keys.partner
+                && entry.header.author != keys.me
+                && entry.header.class != Class::Private)
+                .then(|| entry.open(keys.key));
+            Checked { entry, opened }
+        });
+        Self { checked }
+    }
+
+    /// Author and seq, if the entry decoded and its signature verified.
+    pub fn author_seq(&self) -> Option<(DeviceKey, u64)> {
+        self.checked
+            .as_ref()
+            .ok()
+            .map(|c| (c.entry.header.author, c.entry.header.seq))
+    }
+
+    /// The entry, if it decoded and its signature verified.
+    pub fn entry(&self) -> Option<&Entry> {
+        self.checked.as_ref().ok().map(|c| &c.entry)
+    }
+}
+
+/// The log-independent checks of one entry (see [`Prechecked`]).
+pub fn precheck(keys: &LogKeys<'_>, bytes: &[u8]) -> Prechecked {
+    Prechecked::new(keys, Entry::from_bytes(bytes))
+}
+
+/// The log-independent checks of many entries, with one batch signature verification
+/// ([`Entry::from_bytes_batch`]); the results, in order, are the same as [`precheck`] on each.
+pub fn precheck_batch(keys: &LogKeys<'_>, items: &[&[u8]]) -> Vec<Prechecked> {
+    Entry::from_bytes_batch(items)
+        .into_iter()
+        .map(|decoded| Prechecked::new(keys, decoded))
+        .collect()
+}
+
 /// Judges an incoming entry against its author's verified `head` in this device's store, and
 /// `held`, the hash this device holds at the entry's seq (if any). Decrypts new entries.
 pub fn verify_incoming(
@@ -86,7 +144,18 @@ pub fn verify_incoming(
     head: impl FnOnce(&DeviceKey) -> LogHead,
     held: impl FnOnce(&DeviceKey, u64) -> Option<EntryHash>,
 ) -> Result<Incoming, IncomingError> {
-    let entry = Entry::from_bytes(bytes)?;
+    verify_prechecked(keys, precheck(keys, bytes), head, held)
+}
+
+/// [`verify_incoming`] for an entry whose log-independent checks ran in [`precheck`] or
+/// [`precheck_batch`]: membership, chain position, equivocation, and the decryption result.
+pub fn verify_prechecked(
+    keys: &LogKeys<'_>,
+    prechecked: Prechecked,
+    head: impl FnOnce(&DeviceKey) -> LogHead,
+    held: impl FnOnce(&DeviceKey, u64) -> Option<EntryHash>,
+) -> Result<Incoming, IncomingError> {
+    let Checked { entry, opened } = prechecked.checked?;
     let author = entry.header.author;
     if author != keys.me && Some(author) != keys.partner {
         return Err(IncomingError::Stranger(author.short()));
@@ -111,9 +180,15 @@ pub fn verify_incoming(
         Fit::Next => {
             // A shared-class entry that does not open under the space key is the partner's
             // private journal entry: kept and chained, never shown (see `Entry::open_readable`).
-            let payload = entry
-                .open_readable(keys.key)
-                .map_err(IncomingError::Undecryptable)?;
+            let payload = match (entry.header.class, opened) {
+                (Class::Private, _) | (Class::Shared, Some(Err(EntryError::Decrypt))) => None,
+                (Class::Shared | Class::Control, Some(opened)) => {
+                    Some(opened.map_err(IncomingError::Undecryptable)?)
+                }
+                (Class::Shared | Class::Control, None) => entry
+                    .open_readable(keys.key)
+                    .map_err(IncomingError::Undecryptable)?,
+            };
             Ok(Incoming::New {
                 entry: Box::new(entry),
                 payload,
