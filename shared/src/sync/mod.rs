@@ -158,6 +158,14 @@ pub struct SyncMachine {
     events: VecDeque<SyncEvent>,
     /// Whether a full re-pull already ran since the last `Heads`.
     repulled: bool,
+    /// Relay counts that once exceeded what this device held after pulling to the end. Heads
+    /// may count entries the relay has stored but not yet flushed (and so not yet serves), so a
+    /// shortfall is only believed if it is still there after fresh heads and another pull that
+    /// brought nothing new.
+    suspect: Option<Vec<(DeviceKey, u64)>>,
+    /// Whether a pull returned entries since `suspect` was set (in a live space the shortfall
+    /// is then entries still being flushed, not changed cursors).
+    progressed: bool,
 }
 
 impl SyncMachine {
@@ -175,6 +183,8 @@ impl SyncMachine {
             outstanding: None,
             events: VecDeque::new(),
             repulled: false,
+            suspect: None,
+            progressed: false,
         }
     }
 
@@ -243,6 +253,24 @@ impl SyncMachine {
         Ok(false)
     }
 
+    /// Whether this device still holds fewer entries of a log than `counts` (heads seen
+    /// earlier) say the relay had.
+    fn missed_against<L: LocalLog>(
+        &self,
+        counts: &[(DeviceKey, u64)],
+        local: &L,
+    ) -> Result<bool, SyncError> {
+        for (author, count) in counts {
+            let ours = local
+                .count(author)
+                .map_err(|e| SyncError::Local(e.to_string()))?;
+            if ours < *count {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn relay_count(&self, author: &DeviceKey) -> u64 {
         self.relay_counts
             .as_ref()
@@ -301,11 +329,23 @@ impl SyncMachine {
             Step::Pull
         } else if !self.repulled && self.cursor > 0 && self.missed_entries(local)? {
             self.want_push = false;
-            self.repulled = true;
-            self.cursor = 0;
-            self.events.push_back(SyncEvent::CursorReset);
-            Step::Pull
+            let confirmed = match self.suspect.take() {
+                Some(earlier) => !self.progressed && self.missed_against(&earlier, local)?,
+                None => false,
+            };
+            self.progressed = false;
+            if confirmed {
+                self.repulled = true;
+                self.cursor = 0;
+                self.events.push_back(SyncEvent::CursorReset);
+                Step::Pull
+            } else {
+                // Perhaps entries not yet flushed at the relay: ask again before re-pulling all.
+                self.suspect = self.relay_counts.take();
+                Step::Heads
+            }
         } else {
+            self.suspect = None;
             self.want_push = false;
             return Ok(None);
         };
@@ -506,6 +546,7 @@ impl SyncMachine {
             }
         }
         if let Some(last) = fresh.last().map(|e| e.cursor) {
+            self.progressed = true;
             self.cursor = last;
             self.events.push_back(SyncEvent::Pulled(fresh));
             self.events.push_back(SyncEvent::Cursor(last));

@@ -819,7 +819,7 @@ async fn case_ingest(opts: &Opts) -> Result<Ingest> {
     let (spaces, per_space, batch) = if opts.quick {
         (10, 200, 64)
     } else {
-        (250, 200, 64)
+        (200, 250, 64)
     };
     let mut out = Ingest {
         devices: spaces * 2,
