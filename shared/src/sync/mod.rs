@@ -161,6 +161,14 @@ pub struct SyncMachine {
     /// Set after a restore from a recovery bundle: the relay may hold more of this device's
     /// own log (written by the old device after the bundle); pull it instead of refusing.
     adopt_own: bool,
+    /// Relay counts that once exceeded what this device held after pulling to the end. Heads
+    /// may count entries the relay has stored but not yet flushed (and so not yet serves), so a
+    /// shortfall is only believed if it is still there after fresh heads and another pull that
+    /// brought nothing new.
+    suspect: Option<Vec<(DeviceKey, u64)>>,
+    /// Whether a pull returned entries since `suspect` was set (in a live space the shortfall
+    /// is then entries still being flushed, not changed cursors).
+    progressed: bool,
 }
 
 impl SyncMachine {
@@ -179,6 +187,8 @@ impl SyncMachine {
             events: VecDeque::new(),
             repulled: false,
             adopt_own: false,
+            suspect: None,
+            progressed: false,
         }
     }
 
@@ -253,6 +263,24 @@ impl SyncMachine {
         Ok(false)
     }
 
+    /// Whether this device still holds fewer entries of a log than `counts` (heads seen
+    /// earlier) say the relay had.
+    fn missed_against<L: LocalLog>(
+        &self,
+        counts: &[(DeviceKey, u64)],
+        local: &L,
+    ) -> Result<bool, SyncError> {
+        for (author, count) in counts {
+            let ours = local
+                .count(author)
+                .map_err(|e| SyncError::Local(e.to_string()))?;
+            if ours < *count {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn relay_count(&self, author: &DeviceKey) -> u64 {
         self.relay_counts
             .as_ref()
@@ -311,11 +339,23 @@ impl SyncMachine {
             Step::Pull
         } else if !self.repulled && self.cursor > 0 && self.missed_entries(local)? {
             self.want_push = false;
-            self.repulled = true;
-            self.cursor = 0;
-            self.events.push_back(SyncEvent::CursorReset);
-            Step::Pull
+            let confirmed = match self.suspect.take() {
+                Some(earlier) => !self.progressed && self.missed_against(&earlier, local)?,
+                None => false,
+            };
+            self.progressed = false;
+            if confirmed {
+                self.repulled = true;
+                self.cursor = 0;
+                self.events.push_back(SyncEvent::CursorReset);
+                Step::Pull
+            } else {
+                // Perhaps entries not yet flushed at the relay: ask again before re-pulling all.
+                self.suspect = self.relay_counts.take();
+                Step::Heads
+            }
         } else {
+            self.suspect = None;
             self.want_push = false;
             return Ok(None);
         };
@@ -516,6 +556,7 @@ impl SyncMachine {
             }
         }
         if let Some(last) = fresh.last().map(|e| e.cursor) {
+            self.progressed = true;
             self.cursor = last;
             self.events.push_back(SyncEvent::Pulled(fresh));
             self.events.push_back(SyncEvent::Cursor(last));

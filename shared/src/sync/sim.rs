@@ -504,3 +504,48 @@ fn newer_heads_after_a_stale_notification_lead_to_a_pull_not_a_full_re_pull() {
         assert_ne!(event, SyncEvent::CursorReset);
     }
 }
+
+#[test]
+fn a_shortfall_is_rechecked_with_fresh_heads_before_pulling_everything_again() {
+    let (me, partner) = (DeviceKey([1; 32]), DeviceKey([2; 32]));
+    let local = Counts(vec![(partner, 5)]);
+    let mut machine = SyncMachine::new(SPACE, me, Some(partner), 10);
+    let head = |count| LogHead {
+        count,
+        hash: EntryHash([9; 32]),
+    };
+    let empty = || Response::Page {
+        entries: Vec::new(),
+        more: false,
+    };
+    let (id, _) = machine.poll_request(&local).unwrap().unwrap();
+    // The relay counts 7 entries, but has flushed (and so serves) only 5 of them.
+    let heads = vec![(partner, head(7))];
+    machine
+        .handle_response(id, Response::HeadList { heads }, &local)
+        .unwrap();
+    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    assert!(matches!(request, Request::Pull { after: 10, .. }));
+    machine.handle_response(id, empty(), &local).unwrap();
+    // First shortfall: ask for heads again instead of starting over.
+    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    assert!(matches!(request, Request::Heads { .. }), "got {request:?}");
+    let heads = vec![(partner, head(7))];
+    machine
+        .handle_response(id, Response::HeadList { heads }, &local)
+        .unwrap();
+    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    assert!(matches!(request, Request::Pull { after: 10, .. }));
+    machine.handle_response(id, empty(), &local).unwrap();
+    // Still short of the counts seen a round earlier: the relay's cursors changed; start over.
+    let (_, request) = machine.poll_request(&local).unwrap().unwrap();
+    assert!(
+        matches!(request, Request::Pull { after: 0, .. }),
+        "got {request:?}"
+    );
+    let mut reset = false;
+    while let Some(event) = machine.poll_event() {
+        reset |= event == SyncEvent::CursorReset;
+    }
+    assert!(reset);
+}
