@@ -182,6 +182,26 @@ impl Drop for Relay {
     }
 }
 
+/// Two paired devices, Alex (who created the space) and Sam, in homes under `root`; Alex has
+/// synced once, so the relay holds both introductions.
+pub fn pair(root: &Path, relay: &Relay) -> Result<(Device, Device)> {
+    let alex = Device::init(root, "Alex")?;
+    let sam = Device::init(root, "Sam")?;
+    let invite = alex.create_space(relay)?;
+    sam.ok(&["space", "join", &invite])?;
+    alex.ok(&["sync"])?;
+    Ok((alex, sam))
+}
+
+/// One-shot syncs `a`, `b`, `a`: afterwards each holds everything the other wrote, and `a` holds
+/// `b`'s checkpoint acknowledging it.
+pub fn sync_both(a: &Device, b: &Device) -> Result<()> {
+    a.ok(&["sync"])?;
+    b.ok(&["sync"])?;
+    a.ok(&["sync"])?;
+    Ok(())
+}
+
 /// One device: a `--home` directory.
 pub struct Device {
     /// The home directory.

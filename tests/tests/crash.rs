@@ -11,19 +11,10 @@ use anyhow::{bail, Context as _, Result};
 use candor_relay::store::SledStore;
 use candor_shared::relay::RelayStore;
 use candor_shared::{DeviceKey, SpaceId};
-use candor_tests::{Device, Relay, DEADLINE};
+use candor_tests::{pair, Device, Relay, DEADLINE};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn pair(root: &Path, relay: &Relay) -> Result<(Device, Device)> {
-    let alex = Device::init(root, "Alex")?;
-    let sam = Device::init(root, "Sam")?;
-    let invite = alex.create_space(relay)?;
-    sam.ok(&["space", "join", &invite])?;
-    alex.ok(&["sync"])?;
-    Ok((alex, sam))
-}
 
 fn write_lines(path: &Path, prefix: &str, n: usize) -> Result<Vec<String>> {
     let lines: Vec<String> = (0..n).map(|i| format!("{prefix} {i:05}")).collect();

@@ -1,28 +1,12 @@
 //! End-to-end tests of the trust ledger across two devices and the real relay.
 
 use anyhow::{Context as _, Result};
-use candor_tests::{Device, Relay};
+use candor_tests::{pair, sync_both, Device, Relay};
 use serde_json::Value;
-
-fn pair(root: &std::path::Path, relay: &Relay) -> Result<(Device, Device)> {
-    let alex = Device::init(root, "Alex")?;
-    let sam = Device::init(root, "Sam")?;
-    let invite = alex.create_space(relay)?;
-    sam.ok(&["space", "join", &invite])?;
-    alex.ok(&["sync"])?;
-    Ok((alex, sam))
-}
 
 fn json(device: &Device, args: &[&str]) -> Result<Value> {
     let out = device.ok(args)?;
     serde_json::from_str(&out).with_context(|| format!("{args:?} did not print JSON: {out}"))
-}
-
-fn sync_both(a: &Device, b: &Device) -> Result<()> {
-    a.ok(&["sync"])?;
-    b.ok(&["sync"])?;
-    a.ok(&["sync"])?;
-    Ok(())
 }
 
 #[test]

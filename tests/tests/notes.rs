@@ -1,30 +1,14 @@
 //! End-to-end tests of shared notes and weekly goals across two devices and the real relay.
 
 use anyhow::{bail, Context as _, Result};
-use candor_tests::{Device, Relay};
+use candor_tests::{pair, sync_both, Device, Relay};
 use serde_json::Value;
 use std::io::Write as _;
 use std::process::Stdio;
 
-fn pair(root: &std::path::Path, relay: &Relay) -> Result<(Device, Device)> {
-    let alex = Device::init(root, "Alex")?;
-    let sam = Device::init(root, "Sam")?;
-    let invite = alex.create_space(relay)?;
-    sam.ok(&["space", "join", &invite])?;
-    alex.ok(&["sync"])?;
-    Ok((alex, sam))
-}
-
 fn json(device: &Device, args: &[&str]) -> Result<Value> {
     let out = device.ok(args)?;
     serde_json::from_str(&out).with_context(|| format!("{args:?} did not print JSON: {out}"))
-}
-
-fn sync_both(a: &Device, b: &Device) -> Result<()> {
-    a.ok(&["sync"])?;
-    b.ok(&["sync"])?;
-    a.ok(&["sync"])?;
-    Ok(())
 }
 
 fn text(device: &Device, name: &str) -> Result<String> {

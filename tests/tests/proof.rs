@@ -3,25 +3,9 @@
 //! others, and any change to the file is caught.
 
 use anyhow::{bail, Result};
-use candor_tests::{binary, Device, Relay};
+use candor_tests::{binary, pair, sync_both, Device, Relay};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn pair(root: &Path, relay: &Relay) -> Result<(Device, Device)> {
-    let alex = Device::init(root, "Alex")?;
-    let sam = Device::init(root, "Sam")?;
-    let invite = alex.create_space(relay)?;
-    sam.ok(&["space", "join", &invite])?;
-    alex.ok(&["sync"])?;
-    Ok((alex, sam))
-}
-
-fn sync_both(a: &Device, b: &Device) -> Result<()> {
-    a.ok(&["sync"])?;
-    b.ok(&["sync"])?;
-    a.ok(&["sync"])?;
-    Ok(())
-}
 
 /// `verify-export` run like a counsellor would: no home, no identity, no key.
 fn verify_export(file: &Path, empty_dir: &Path) -> Result<Output> {
