@@ -3,7 +3,7 @@
 //! has verified.
 
 use crate::commands::{random, Paired};
-use crate::store::{LogWriter, Store, StoreError};
+use crate::store::{Store, StoreError};
 use candor_shared::audit::{audit, AuditEntry, Finding};
 use candor_shared::entry::{id_of, Entry, Header, HEADER_LEN};
 use candor_shared::payload::{Checkpoint, Content};
@@ -105,12 +105,7 @@ pub fn write_checkpoint(
 ) -> anyhow::Result<Entry> {
     let nonce = random::<24>()?;
     Ok(store.append_checkpoint(
-        &LogWriter {
-            author: &paired.identity.secrets,
-            space: &paired.config.space,
-            key: &paired.key,
-            partner: paired.config.partner.as_ref().map(|p| &p.device),
-        },
+        &paired.writer(),
         countersign,
         crate::timefmt::now_ms(),
         || nonce,

@@ -275,6 +275,18 @@ fn stored_id(bytes: &[u8]) -> Result<EntryHash, StoreError> {
         .ok_or_else(|| StoreError::Corrupt("a stored entry is truncated".into()))
 }
 
+/// A stored big-endian u64, if present; `what` names it in the error if it is malformed.
+fn decode_u64(value: Option<Zeroizing<Vec<u8>>>, what: &str) -> Result<Option<u64>, StoreError> {
+    value
+        .map(|v| {
+            v.as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt(what.into()))
+        })
+        .transpose()
+}
+
 fn hash_from(value: &[u8]) -> Result<EntryHash, StoreError> {
     value
         .try_into()
@@ -547,15 +559,7 @@ impl Store {
 
     /// When this device left the space, if it did.
     pub fn left_at(&self) -> Result<Option<u64>, StoreError> {
-        self.meta
-            .get(META_LEFT)?
-            .map(|v| {
-                v.as_slice()
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt("left marker".into()))
-            })
-            .transpose()
+        decode_u64(self.meta.get(META_LEFT)?, "left marker")
     }
 
     /// Records that this device left the space, durably.
@@ -601,14 +605,11 @@ impl Store {
 
     /// How many entries of `author`'s log have been fed into the notes' snapshots.
     pub fn notes_scanned(&self, author: &DeviceKey) -> Result<u64, StoreError> {
-        Ok(match self.notes.get(&note_scan_key(author))? {
-            Some(v) => u64::from_be_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("notes scan position".into()))?,
-            ),
-            None => 0,
-        })
+        Ok(decode_u64(
+            self.notes.get(&note_scan_key(author))?,
+            "notes scan position",
+        )?
+        .unwrap_or(0))
     }
 
     /// Stores note snapshots together with the scan positions they reflect, atomically. Not
@@ -679,14 +680,7 @@ impl Store {
 
     /// How many entries of this device's own log the relay has acknowledged as durable.
     pub fn acknowledged_own(&self) -> Result<u64, StoreError> {
-        Ok(match self.meta.get(META_ACKED)? {
-            Some(v) => u64::from_be_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("acknowledged count".into()))?,
-            ),
-            None => 0,
-        })
+        Ok(decode_u64(self.meta.get(META_ACKED)?, "acknowledged count")?.unwrap_or(0))
     }
 
     /// Records that the relay acknowledged own entries up to `count` (never lowers it). Not
@@ -701,14 +695,7 @@ impl Store {
 
     /// The pull cursor.
     pub fn cursor(&self) -> Result<u64, StoreError> {
-        Ok(match self.meta.get(META_CURSOR)? {
-            Some(v) => u64::from_be_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("cursor".into()))?,
-            ),
-            None => 0,
-        })
+        Ok(decode_u64(self.meta.get(META_CURSOR)?, "cursor")?.unwrap_or(0))
     }
 
     /// Records the pull cursor. Not flushed: see [`Store::flush`].

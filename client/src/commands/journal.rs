@@ -8,7 +8,7 @@
 
 use super::{random, Ctx, Paired};
 use crate::output::Output;
-use crate::store::{LogWriter, StoredJournal};
+use crate::store::StoredJournal;
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::entry::{Class, Entry};
@@ -126,17 +126,11 @@ pub fn upload_pending(ctx: &Ctx) -> Result<usize> {
             )
         })
         .collect();
-    let entries = ctx.store.append_own_sealed(
-        &LogWriter {
-            author: &paired.identity.secrets,
-            space: &paired.config.space,
-            key: &paired.key,
-            partner: paired.config.partner.as_ref().map(|p| &p.device),
-        },
-        items,
-        timefmt::now_ms(),
-        || nonces.next().unwrap_or([0; 24]),
-    )?;
+    let entries =
+        ctx.store
+            .append_own_sealed(&paired.writer(), items, timefmt::now_ms(), || {
+                nonces.next().unwrap_or([0; 24])
+            })?;
     // A crash here uploads the same records again next time; they fold into one by their id.
     for (stored, entry) in pending.into_iter().zip(&entries) {
         ctx.store.put_journal(&StoredJournal {

@@ -2,7 +2,6 @@
 
 use super::{random, Ctx, Paired};
 use crate::output::Output;
-use crate::store::LogWriter;
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::entry::{Class, Entry};
@@ -235,17 +234,11 @@ pub(super) fn write_payloads(
         .map(|_| random())
         .collect::<Result<_>>()?;
     let mut nonces = nonces.into_iter();
-    let entries = ctx.store.append_own(
-        &LogWriter {
-            author: &paired.identity.secrets,
-            space: &paired.config.space,
-            key: &paired.key,
-            partner: paired.config.partner.as_ref().map(|p| &p.device),
-        },
-        payloads,
-        timefmt::now_ms(),
-        || nonces.next().unwrap_or([0; 24]),
-    )?;
+    let entries = ctx
+        .store
+        .append_own(&paired.writer(), payloads, timefmt::now_ms(), || {
+            nonces.next().unwrap_or([0; 24])
+        })?;
     ctx.wrote();
     Ok(entries)
 }

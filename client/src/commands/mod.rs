@@ -86,6 +86,17 @@ impl Ctx {
 }
 
 impl Paired {
+    /// What sealing this device's next entries needs: its keys, the space, and the partner
+    /// whose verified head each entry records.
+    pub fn writer(&self) -> crate::store::LogWriter<'_> {
+        crate::store::LogWriter {
+            author: &self.identity.secrets,
+            space: &self.config.space,
+            key: &self.key,
+            partner: self.config.partner.as_ref().map(|p| &p.device),
+        }
+    }
+
     /// Loads identity, space configuration and key; a clear error if not paired yet.
     pub fn load(home: &Home, store: &Store) -> Result<Paired> {
         let identity = home.identity()?;
