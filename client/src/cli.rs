@@ -200,7 +200,8 @@ pub enum SpaceCommand {
     },
     /// Join your partner's space with the invite they gave you.
     Join {
-        /// The invite line (starts with "candor-invite:").
+        /// The invite line (starts with "candor-invite:"), or - to read it from standard input
+        /// (keeps it off the command line, where other local users could read it).
         invite: String,
     },
     /// Print the invite again (on the device that created the space, until the partner joins).
@@ -235,7 +236,8 @@ pub enum LogCommand {
         /// checkin, disclosure, plan or note.
         #[arg(long, default_value = "note", value_parser = ["checkin", "disclosure", "plan", "note"])]
         kind: String,
-        /// The text of the entry.
+        /// The text of the entry, or - to read it from standard input (keeps it off the
+        /// command line, where other local users could read it; works for every TEXT).
         #[arg(required = true, num_args = 1.., value_name = "TEXT")]
         text: Vec<String>,
     },
@@ -508,9 +510,12 @@ pub enum BackupCommand {
     /// CANDOR_BACKUP_PASSPHRASE). A lost bundle passphrase means a lost bundle: nobody can
     /// open it. Anyone with the bundle and its passphrase can act as this device.
     Export {
-        /// Where to write the bundle (must not exist yet).
+        /// Where to write the bundle (must not exist yet, unless --force).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Restore a recovery bundle into a new, empty home (--home DIR), then `candor sync`.
     ///
@@ -539,8 +544,12 @@ pub struct ExportArgs {
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
     /// Write to this file (created 0600) instead of standard output; required with --verifiable.
+    /// It must not exist yet, unless --force.
     #[arg(long, value_name = "FILE", required_if_eq("verifiable", "true"))]
     pub out: Option<PathBuf>,
+    /// Replace the --out FILE if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// Write a file a third party can verify (`candor verify-export`) instead.
     #[arg(long, requires = "select", conflicts_with_all = ["journal", "since"])]
     pub verifiable: bool,
@@ -675,4 +684,36 @@ pub enum GoalCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+impl Command {
+    /// The words of a command that writes an entry (`TEXT…`), where a lone `-` means "read them
+    /// from standard input" so they never appear on the command line (which every local user
+    /// can read with `ps`). `None` for commands without such words.
+    pub fn text_mut(&mut self) -> Option<&mut Vec<String>> {
+        match self {
+            Command::Checkin { text, .. }
+            | Command::Log(LogCommand::Add { text, .. } | LogCommand::Correct { text, .. })
+            | Command::Promise(
+                PromiseCommand::Add { text, .. } | PromiseCommand::Renegotiate { text, .. },
+            )
+            | Command::Plan(PlanCommand::Add { text, .. })
+            | Command::Support(SupportCommand::Reply { text, .. })
+            | Command::Agreement(AgreementCommand::Propose { text, .. })
+            | Command::Goal(GoalCommand::Add { text, .. } | GoalCommand::Progress { text, .. }) => {
+                Some(text)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether this command takes something from standard input (`TEXT` given as `-`, or
+    /// `space join -`), which the process the person typed it in reads and forwards.
+    pub fn reads_stdin_text(&mut self) -> bool {
+        let dash = |words: &Vec<String>| words.len() == 1 && words[0] == "-";
+        match self {
+            Command::Space(SpaceCommand::Join { invite }) => invite == "-",
+            other => other.text_mut().is_some_and(|t| dash(t)),
+        }
+    }
 }

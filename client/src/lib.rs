@@ -10,6 +10,8 @@
 //! * [`daemon`]: the local socket through which other `candor` processes reach a running
 //!   `sync --watch`, which holds the database open.
 //! * [`checks`]: the consistency audit of both logs, and checkpoints.
+//! * [`editor`]: the person's editor on a short-lived private temporary file.
+//! * [`files`]: files written where the person names (never replaced without `--force`).
 //! * [`secret`]: passphrases and unlocking the storage key; [`progress`]: terminal progress.
 //! * [`cli`] and [`commands`]: the command line.
 
@@ -17,6 +19,8 @@ pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod daemon;
+pub mod editor;
+pub mod files;
 pub mod home;
 pub mod net;
 pub mod output;

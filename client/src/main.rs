@@ -58,6 +58,8 @@ async fn run(cli: Cli) -> Result<i32> {
         anyhow!("no --home given and no platform data directory found; pass --home DIR")
     })?;
     let home = Home::new(root);
+    // Plaintext an editor session left behind when its process was killed.
+    candor::editor::sweep(home.root());
     match cli.command {
         Command::Init { name, passphrase } => init(&home, &name, passphrase),
         Command::Passphrase(command) => passphrase(&home, command),
@@ -214,7 +216,8 @@ fn open_or_forward(home: &Home, forwarded: &Forwarded) -> Result<Opened> {
     bail!("the local store stayed locked by another candor process for 5 seconds; try again")
 }
 
-async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
+async fn run_elsewhere_or_here(home: &Home, mut command: Command) -> Result<i32> {
+    let text_on_stdin = command.reads_stdin_text();
     let stdin = match &command {
         Command::Log(LogCommand::Import { file })
         | Command::Note(NoteCommand::Set { file, .. })
@@ -237,6 +240,12 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
                 text, file: None, ..
             },
         ) if text.len() == 1 && text[0] == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading stdin")?;
+            Some(text)
+        }
+        _ if text_on_stdin => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
                 .context("reading stdin")?;
@@ -313,6 +322,10 @@ async fn run_elsewhere_or_here(home: &Home, command: Command) -> Result<i32> {
             .await
             .map(|()| out),
         Command::Space(SpaceCommand::Join { invite }) => {
+            let invite = match (invite.as_str(), &ctx.stdin) {
+                ("-", Some(line)) => line.trim().to_string(),
+                _ => invite,
+            };
             commands::join_space(&ctx, &invite, &mut out)
                 .await
                 .map(|()| out)
@@ -368,7 +381,8 @@ async fn note_edit(home: &Home, name: &str) -> Result<i32> {
         serde_json::from_str(&shown.stdout).context("reading the note")?;
     let before = note["text"].as_str().unwrap_or_default().to_string();
     let heads = note["heads"].as_str().unwrap_or_default().to_string();
-    let Some(after) = edit_in_editor(home, &before, &format!("candor note set {name} --file F"))?
+    let Some(after) =
+        edit_in_editor(home, &before, &format!("candor note set {name} --file F")).await?
     else {
         println!("no changes");
         return Ok(0);
@@ -406,7 +420,8 @@ async fn journal_edit(home: &Home, id: &str) -> Result<i32> {
     };
     let before = entry["text"].as_str().unwrap_or_default().to_string();
     let full_id = entry["id"].as_str().unwrap_or_default().to_string();
-    let Some(after) = edit_in_editor(home, &before, &format!("candor journal edit {id} --file F"))?
+    let Some(after) =
+        edit_in_editor(home, &before, &format!("candor journal edit {id} --file F")).await?
     else {
         println!("no changes");
         return Ok(0);
@@ -429,45 +444,16 @@ fn args(rest: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Opens `$VISUAL`/`$EDITOR` on `before` in a private temporary file (0600, in the 0700 home,
-/// removed afterwards); returns the edited text, or `None` if it did not change.
-fn edit_in_editor(home: &Home, before: &str, instead: &str) -> Result<Option<String>> {
+/// Opens the editor on `before` (see `candor::editor`); returns the edited text, or `None` if
+/// it did not change.
+async fn edit_in_editor(home: &Home, before: &str, instead: &str) -> Result<Option<String>> {
     if !home.has_identity() {
         bail!(
             "no device identity in {}: run `candor init --name NAME` first",
             home.root().display()
         );
     }
-    let editor = std::env::var("VISUAL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .or_else(|| {
-            std::env::var("EDITOR")
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-        })
-        .ok_or_else(|| {
-            anyhow!("set $VISUAL or $EDITOR to your editor (e.g. EDITOR=nano), or use `{instead}`")
-        })?;
-    let file = tempfile::Builder::new()
-        .prefix(".edit-")
-        .suffix(".md")
-        .tempfile_in(home.root())
-        .context("creating the temporary file")?;
-    std::fs::write(file.path(), before).context("writing the temporary file")?;
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("sh")
-        .arg(file.path())
-        .status()
-        .with_context(|| format!("starting the editor {editor:?}"))?;
-    if !status.success() {
-        bail!("the editor exited with {status}; nothing was recorded");
-    }
-    let after = std::fs::read_to_string(file.path()).context("reading the edited text")?;
-    drop(file);
-    Ok((after != before).then_some(after))
+    candor::editor::edit(home.root(), before, instead).await
 }
 
 async fn watch(home: &Home) -> Result<i32> {

@@ -8,7 +8,7 @@
 
 use crate::ledger::IsoWeek;
 use crate::notes::code;
-use crate::payload::{Payload, PayloadError};
+use crate::payload::{decode_exact, Payload, PayloadError};
 use crate::{DeviceKey, EntryHash};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,10 +55,6 @@ fn enc<T: Serialize>(kind: u16, value: &T) -> Payload {
     }
 }
 
-fn dec<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, PayloadError> {
-    postcard::from_bytes(bytes).map_err(|e| PayloadError::Decode(e.to_string()))
-}
-
 impl GoalRecord {
     /// The payload carrying this record.
     pub fn to_payload(&self) -> Payload {
@@ -74,10 +70,10 @@ impl GoalRecord {
     pub fn from_payload(payload: &Payload) -> Result<Option<Self>, PayloadError> {
         let c = &payload.content;
         Ok(Some(match payload.kind {
-            code::GOAL => Self::Added(dec(c)?),
-            code::GOAL_PROGRESS => Self::Progress(dec(c)?),
-            code::GOAL_DONE => Self::Done(dec(c)?),
-            code::GOAL_DROPPED => Self::Dropped(dec(c)?),
+            code::GOAL => Self::Added(decode_exact(c)?),
+            code::GOAL_PROGRESS => Self::Progress(decode_exact(c)?),
+            code::GOAL_DONE => Self::Done(decode_exact(c)?),
+            code::GOAL_DROPPED => Self::Dropped(decode_exact(c)?),
             _ => return Ok(None),
         }))
     }

@@ -42,9 +42,7 @@ impl JournalRecord {
         if payload.kind != kind::JOURNAL {
             return Ok(None);
         }
-        postcard::from_bytes(&payload.content)
-            .map(Some)
-            .map_err(|e| PayloadError::Decode(e.to_string()))
+        crate::payload::decode_exact(&payload.content).map(Some)
     }
 
     /// The id of the entry this version belongs to (its first version).

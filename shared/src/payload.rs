@@ -37,6 +37,20 @@ pub enum PayloadError {
     /// The body does not decode.
     #[error("payload does not decode: {0}")]
     Decode(String),
+    /// A valid encoding is followed by bytes it does not account for.
+    #[error("payload has {0} trailing bytes after its encoding")]
+    Trailing(usize),
+}
+
+/// Decodes postcard bytes that must hold exactly one value: trailing bytes are refused, so that
+/// one byte string has one meaning and every implementation agrees on what is valid.
+pub fn decode_exact<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, PayloadError> {
+    let (value, rest) =
+        postcard::take_from_bytes(bytes).map_err(|e| PayloadError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(PayloadError::Trailing(rest.len()));
+    }
+    Ok(value)
 }
 
 /// Kind codes of payloads this version understands. Codes are never reused.
@@ -176,18 +190,13 @@ impl Payload {
 
     /// Interprets the content according to the kind code.
     pub fn content(&self) -> Result<Content, PayloadError> {
-        let decode_err = |e: postcard::Error| PayloadError::Decode(e.to_string());
         match self.kind {
-            kind::HELLO => Ok(Content::Hello(
-                postcard::from_bytes(&self.content).map_err(decode_err)?,
-            )),
+            kind::HELLO => Ok(Content::Hello(decode_exact(&self.content)?)),
             kind::CHECKPOINT if self.content.is_empty() => Ok(Content::Checkpoint(None)),
-            kind::CHECKPOINT => Ok(Content::Checkpoint(Some(
-                postcard::from_bytes(&self.content).map_err(decode_err)?,
-            ))),
+            kind::CHECKPOINT => Ok(Content::Checkpoint(Some(decode_exact(&self.content)?))),
             code if text_kind_name(code).is_some() => Ok(Content::Text {
                 kind: code,
-                text: postcard::from_bytes(&self.content).map_err(decode_err)?,
+                text: decode_exact(&self.content)?,
             }),
             code => Ok(Content::Unknown { kind: code }),
         }
@@ -210,7 +219,7 @@ impl Payload {
         if format != BODY_FORMAT {
             return Err(PayloadError::UnknownFormat(format));
         }
-        postcard::from_bytes(rest).map_err(|e| PayloadError::Decode(e.to_string()))
+        decode_exact(rest)
     }
 }
 
@@ -274,6 +283,29 @@ mod tests {
         };
         let decoded = Payload::from_padded(&payload.to_padded().unwrap()).unwrap();
         assert_eq!(decoded.content(), Ok(Content::Unknown { kind: 0x7777 }));
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused_in_the_body_and_in_the_content() {
+        let text = TextContent {
+            text: "hello".into(),
+            replaces: None,
+            original_time_ms: None,
+            eta: None,
+        };
+        let mut payload = Payload::text(kind::NOTE, &text);
+        // In the body: the payload's encoding followed by a stray byte.
+        let mut body = vec![BODY_FORMAT];
+        body.extend(postcard::to_stdvec(&payload).unwrap());
+        body.push(0);
+        assert_eq!(
+            Payload::from_padded(&pad(&body)),
+            Err(PayloadError::Trailing(1))
+        );
+        // In the content: a text whose encoding is followed by two bytes.
+        payload.content.extend([0, 0]);
+        let back = Payload::from_padded(&payload.to_padded().unwrap()).unwrap();
+        assert_eq!(back.content(), Err(PayloadError::Trailing(2)));
     }
 
     #[test]

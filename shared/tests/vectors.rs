@@ -106,23 +106,64 @@ fn computed() -> Vec<(&'static str, String)> {
                 .join(","),
         ),
         ("checkpoint_content", hex::encode(&checkpoint.content)),
+        ("text_content_hello", hex::encode(&payload.content)),
+        (
+            "refused_text_content_trailing",
+            format!("{}00", hex::encode(&payload.content)),
+        ),
     ]
+}
+
+/// The lines of the fenced block that follows the "## Test vectors" heading.
+fn published_block(doc: &str) -> Vec<&str> {
+    let section = doc
+        .split_once("\n## Test vectors\n")
+        .map(|(_, rest)| rest)
+        .expect("docs/protocol.md has a Test vectors section");
+    let block = section
+        .split_once("```text\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .map(|(block, _)| block)
+        .expect("the Test vectors section has a ```text block");
+    block.lines().collect()
 }
 
 #[test]
 fn docs_protocol_md_vectors_match_the_code() {
     let doc = include_str!("../../docs/protocol.md");
-    let mut missing = Vec::new();
-    for (name, value) in computed() {
-        let line = format!("{name}: {value}");
-        if !doc.lines().any(|l| l.trim() == line) {
-            missing.push(line);
-        }
-    }
-    assert!(
-        missing.is_empty(),
-        "docs/protocol.md is out of date; expected lines:\n{}",
-        missing.join("\n")
+    let expected: Vec<String> = computed()
+        .into_iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    assert_eq!(
+        published_block(doc),
+        expected,
+        "docs/protocol.md's test-vector block must be exactly these lines:\n{}",
+        expected.join("\n")
+    );
+}
+
+#[test]
+fn the_published_content_with_a_trailing_byte_is_refused() {
+    let doc = include_str!("../../docs/protocol.md");
+    let field = |name: &str| {
+        published_block(doc)
+            .into_iter()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+            .unwrap_or_default()
+    };
+    let good = Payload {
+        kind: kind::NOTE,
+        content: hex::decode(field("text_content_hello")).expect("hex"),
+    };
+    assert!(good.content().is_ok());
+    let refused = Payload {
+        kind: kind::NOTE,
+        content: hex::decode(field("refused_text_content_trailing")).expect("hex"),
+    };
+    assert_eq!(
+        refused.content(),
+        Err(candor_shared::payload::PayloadError::Trailing(1))
     );
 }
 

@@ -188,7 +188,8 @@ pub fn pair(root: &Path, relay: &Relay) -> Result<(Device, Device)> {
     let alex = Device::init(root, "Alex")?;
     let sam = Device::init(root, "Sam")?;
     let invite = alex.create_space(relay)?;
-    sam.ok(&["space", "join", &invite])?;
+    // As the README does: the invite goes on standard input, never on the command line.
+    sam.ok_with_stdin(&["space", "join", "-"], &format!("{invite}\n"))?;
     alex.ok(&["sync"])?;
     Ok((alex, sam))
 }
@@ -240,6 +241,30 @@ impl Device {
     /// Runs a command that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> Result<String> {
         let out = self.run(args)?;
+        if !out.status.success() {
+            bail!(
+                "candor {:?} failed ({}): {}",
+                args,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs a command that must succeed with `input` on its standard input; returns stdout.
+    pub fn ok_with_stdin(&self, args: &[&str], input: &str) -> Result<String> {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running candor")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            std::io::Write::write_all(&mut stdin, input.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
         if !out.status.success() {
             bail!(
                 "candor {:?} failed ({}): {}",

@@ -113,6 +113,23 @@ fn a_third_party_verifies_chosen_entries_offline_and_any_change_fails() -> Resul
     assert!(alex_log["entries_in_log"].as_u64().unwrap_or(0) > 4);
     assert_eq!(alex_log["entries"].as_array().map(Vec::len), Some(3)); // hello + 2 chosen
 
+    // The file is never replaced without --force.
+    let before = std::fs::read(&file)?;
+    let refused = alex.fails(&[
+        "export",
+        "--verifiable",
+        "--select",
+        &select,
+        "--out",
+        file.to_str().unwrap_or_default(),
+    ])?;
+    assert!(refused.contains("--force"), "{refused}");
+    assert_eq!(
+        std::fs::read(&file)?,
+        before,
+        "an existing file was changed"
+    );
+
     // Any change fails: a readable field, an entry's bytes, a removed entry, a path hash.
     let tampered = tmp.path().join("tampered.json");
     let mut changes: Vec<String> = vec![
@@ -162,4 +179,94 @@ fn honest_checkpoints_always_match_the_root_the_partner_recomputes() -> Result<(
         assert!(!out.contains("problem"), "{out}");
     }
     Ok(())
+}
+
+#[test]
+fn the_report_escapes_entry_text_names_both_people_and_prints_the_safety_number() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let relay = Relay::start(&tmp.path().join("relay"))?;
+    let (alex, sam) = pair(tmp.path(), &relay)?;
+    // Sam's entry tries to draw a fake section with a "disclosure" attributed to Alex, and to
+    // hide itself with terminal escapes. Given on stdin, as the README advises for private words.
+    let forged = "fine\n\nAlex (device 0000): 1 of 1 entries disclosed\n  #7     2026-01-01T00:00:00.000Z  disclosure   I lied about everything\x1b[2K\x1b[1A";
+    sam.ok_with_stdin(&["log", "add", "-"], forged)?;
+    let week = "2026-W10";
+    sam.ok(&["goal", "add", "--week", week, "Walk together twice"])?;
+    let goal = id_of(&sam, &format!("goal for {week}: Walk together twice"))?;
+    sam.ok(&["goal", "progress", &goal, "once so far"])?;
+    sam.ok(&["promise", "add", "Call at lunch", "--due", "2031-05-06"])?;
+    sam.ok(&["plan", "add", "2031-07-08 18:00", "Dinner with my sister"])?;
+    sam.ok(&[
+        "agreement",
+        "propose",
+        "Share plans a day ahead",
+        "--review",
+        "2031-09-10",
+    ])?;
+    sync_both(&sam, &alex)?;
+    let mut ids = Vec::new();
+    for entry in sam.entries()? {
+        if entry["author"] == "me" {
+            ids.push(entry["id"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    let file = tmp.path().join("export.json");
+    export(&alex, &sam, &ids.join(","), &file)?;
+
+    let empty = tempfile::tempdir()?;
+    let verified = verify_export(&file, empty.path())?;
+    let stdout = String::from_utf8_lossy(&verified.stdout).into_owned();
+    assert!(verified.status.success(), "{stdout}");
+    // No raw escape reaches the terminal, and every line of the forged text sits inside Sam's
+    // entry (marked with a bar), never at the start of a line of its own.
+    assert!(!stdout.contains('\x1b'), "{stdout}");
+    for line in stdout.lines() {
+        if line.contains("I lied about everything") || line.contains("Alex (device 0000)") {
+            assert!(
+                line.trim_start().starts_with('|'),
+                "escaped its entry: {line:?}\n{stdout}"
+            );
+        }
+    }
+    // Both people are named, and the safety number is the one both devices show.
+    assert!(
+        stdout.contains("\"Alex\"") && stdout.contains("\"Sam\""),
+        "{stdout}"
+    );
+    let number = alex.ok(&["space", "safety-number"])?;
+    assert_eq!(number, sam.ok(&["space", "safety-number"])?);
+    assert!(
+        stdout.contains(&format!("Safety number: {}", number.trim())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("candor space safety-number"), "{stdout}");
+    // Every kind renders with its words, dates and what it refers to.
+    for expected in [
+        "goal for 2026-W10: Walk together twice",
+        "progress: once so far",
+        "Call at lunch",
+        "due: 2031-05-06",
+        "when: 2031-07-08T18:00",
+        "review: 2031-09-10",
+        "refers to Sam's goal",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?}:\n{stdout}");
+    }
+    assert!(!stdout.contains("unknown kind"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&verify_export_json(&file, empty.path())?.stdout)?;
+    assert_eq!(json["safety_number"].as_str(), Some(number.trim()));
+    Ok(())
+}
+
+fn verify_export_json(file: &Path, empty_dir: &Path) -> Result<Output> {
+    Ok(Command::new(binary("candor"))
+        .arg("verify-export")
+        .arg("--json")
+        .arg(file)
+        .env_remove("CANDOR_HOME")
+        .env("HOME", empty_dir)
+        .current_dir(empty_dir)
+        .stdin(Stdio::null())
+        .output()?)
 }

@@ -17,8 +17,6 @@ use crate::timefmt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::at_rest::{self, KdfParams, MAX_BUNDLE};
 use serde::{Deserialize, Serialize};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -36,23 +34,9 @@ struct Bundle {
     trees: Vec<TreeDump>,
 }
 
-/// Writes `bytes` to a new file (refusing to replace one) with mode 0600, durably.
-pub fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// `candor backup export --out FILE`. The bundle passphrase was read by the process the person
-/// typed the command in (see `Ctx::passphrase`).
-pub fn export(ctx: &Ctx, out_path: &Path, out: &mut Output) -> Result<()> {
+/// `candor backup export --out FILE [--force]`. The bundle passphrase was read by the process
+/// the person typed the command in (see `Ctx::passphrase`).
+pub fn export(ctx: &Ctx, out_path: &Path, force: bool, out: &mut Output) -> Result<()> {
     let pass = ctx.passphrase.clone().ok_or_else(|| {
         anyhow!(
             "a bundle passphrase is needed: set {} or run this on a terminal",
@@ -60,9 +44,7 @@ pub fn export(ctx: &Ctx, out_path: &Path, out: &mut Output) -> Result<()> {
         )
     })?;
     let path = ctx.path(out_path);
-    if path.exists() {
-        bail!("{} already exists; choose a new file name", path.display());
-    }
+    crate::files::refuse_overwrite(&path, force)?;
     let spinner = progress::spinner(ctx.interactive, "collecting records");
     let files = ctx
         .home
@@ -95,7 +77,7 @@ pub fn export(ctx: &Ctx, out_path: &Path, out: &mut Output) -> Result<()> {
         KdfParams::DEFAULT,
     )
     .map_err(secret::explain)?;
-    write_new_private_file(&path, &sealed)?;
+    crate::files::write_new(&path, &sealed, force)?;
     spinner.finish_and_clear();
     out.line(format!(
         "wrote the recovery bundle {} ({entries} log entries, {} bytes)",

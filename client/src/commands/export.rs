@@ -149,7 +149,7 @@ pub fn export(ctx: &Ctx, args: &ExportArgs, out: &mut Output) -> Result<()> {
     match &args.out {
         Some(path) => {
             let path = ctx.path(path);
-            super::backup::write_new_private_file(&path, text.as_bytes())?;
+            crate::files::write_new(&path, text.as_bytes(), args.force)?;
             out.line(format!(
                 "wrote {} log entries{} to {} (plain text: keep it safe, delete it when done)",
                 log.len(),

@@ -406,18 +406,25 @@ pub fn list(ctx: &Ctx, json: bool, limit: Option<usize>, out: &mut Output) -> Re
 }
 
 /// Text safe to print on a terminal: control characters (which could move the cursor, rewrite
-/// earlier lines or change colours) become visible escapes; line breaks become "⏎ ".
+/// earlier lines or change colours) and the invisible characters that reorder or hide text
+/// (bidirectional overrides, zero-width marks, line and paragraph separators) become visible
+/// escapes; line breaks become "⏎ ".
 pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
             '\n' => out.push_str("⏎ "),
             '\t' => out.push(' '),
-            c if c.is_control() => out.extend(c.escape_default()),
+            c if c.is_control() || invisible(c) => out.extend(c.escape_default()),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Characters that change how the text around them is shown without showing themselves.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 #[derive(serde::Deserialize)]

@@ -2,6 +2,7 @@
 //! in its own process or inside a running `sync --watch` that holds the store.
 
 pub mod backup;
+mod disclosed;
 mod export;
 mod goals;
 pub mod journal;
@@ -136,8 +137,15 @@ pub async fn execute(ctx: &Ctx, command: Command) -> Output {
     }
 }
 
-async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
+async fn run(ctx: &Ctx, mut command: Command) -> Result<Output> {
     let mut out = Output::default();
+    if let Some(words) = command.text_mut().filter(|w| w.len() == 1 && w[0] == "-") {
+        let text = ctx
+            .stdin
+            .as_deref()
+            .ok_or_else(|| anyhow!("standard input was not read"))?;
+        *words = vec![text.trim_end_matches(['\n', '\r']).to_string()];
+    }
     match command {
         Command::Init { .. } => {
             return Err(anyhow!(
@@ -166,12 +174,12 @@ async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
             JournalCommand::Backup { state } => journal::backup(ctx, state == "on", &mut out)?,
             JournalCommand::Prompt => journal::prompt(&mut out)?,
         },
-        Command::Backup(BackupCommand::Export { out: path }) => {
-            backup::export(ctx, &path, &mut out)?
+        Command::Backup(BackupCommand::Export { out: path, force }) => {
+            backup::export(ctx, &path, force, &mut out)?
         }
         Command::Export(args) => match (args.verifiable, &args.select, &args.out) {
             (true, Some(select), Some(file)) => {
-                proof::export_verifiable(ctx, select, file, &mut out)?
+                proof::export_verifiable(ctx, select, file, args.force, &mut out)?
             }
             (true, _, _) => {
                 return Err(anyhow!(

@@ -6,6 +6,8 @@
 //! whole file must then be byte-for-byte what this version writes, so any change to it — even to
 //! a readable field — fails verification.
 
+use super::disclosed::{describe, entry_lines};
+use super::log::printable;
 use super::{log::resolve, Ctx, Paired};
 use crate::checks::write_checkpoint;
 use crate::output::Output;
@@ -16,18 +18,19 @@ use base64::Engine as _;
 use candor_shared::entry::{
     peek_is_control, Class, Entry, EntryKey, Header, HEADER_LEN, SIGNATURE_LEN,
 };
-use candor_shared::keys::{verify_signature, EXPORT_SIGNATURE_PREFIX};
-use candor_shared::ledger::Record as LedgerRecord;
+use candor_shared::keys::{safety_number, verify_signature, DevicePublic, EXPORT_SIGNATURE_PREFIX};
 use candor_shared::merkle::{inclusion_proof, TreeHash};
-use candor_shared::payload::{text_kind_name, Content, Payload};
+use candor_shared::payload::Content;
 use candor_shared::proof::{verify_log, Disclosure, LogProof, ProvenLog};
 use candor_shared::{DeviceKey, EntryHash, SpaceId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-/// The format tag of the file.
-pub const FORMAT: &str = "candor verifiable export 1";
+/// The format tag of the file. Version 2 always holds both logs (each with its author's
+/// introduction, so the space's safety number can be computed from the file) and renders every
+/// kind with its dates and the entry it refers to.
+pub const FORMAT: &str = "candor verifiable export 2";
 /// Largest export file `verify-export` reads.
 pub const MAX_FILE: u64 = 64 * 1024 * 1024;
 
@@ -86,6 +89,10 @@ struct EntryPart {
     time: String,
     kind: String,
     text: String,
+    /// Dates the entry carries (due, when, review, original, eta), RFC 3339.
+    dates: BTreeMap<String, String>,
+    /// The id of the entry this one refers to (promise, goal, request, agreement, correction).
+    refers_to: Option<String>,
     entry: String,
     entry_key: String,
     path: Vec<String>,
@@ -94,23 +101,6 @@ struct EntryPart {
 const ABOUT: &str = "Entries chosen from a Candor space, each signed by its author's device and \
     proven (by a Merkle audit path) to sit at its place in that device's log, whose head the \
     partner's device acknowledged in a signed header. Check it with `candor verify-export FILE`.";
-
-/// The readable kind and text of a payload.
-fn describe(payload: &Payload) -> (String, String) {
-    if let Ok(Some(record)) = LedgerRecord::from_payload(payload) {
-        return (record.kind_name().to_string(), record.describe());
-    }
-    match payload.content() {
-        Ok(Content::Hello(hello)) => ("introduction".into(), hello.name),
-        Ok(Content::Checkpoint(_)) => ("checkpoint".into(), String::new()),
-        Ok(Content::Text { kind, text }) => (
-            text_kind_name(kind).unwrap_or("note").to_string(),
-            text.text,
-        ),
-        Ok(Content::Unknown { kind }) => (format!("unknown kind {kind:#06x}"), String::new()),
-        Err(e) => ("undecodable".into(), e.to_string()),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Export
@@ -127,16 +117,27 @@ enum Anchor {
     Pending(String),
 }
 
-/// `candor export --verifiable --select IDS --out FILE`.
-pub fn export_verifiable(ctx: &Ctx, select: &str, out_path: &Path, out: &mut Output) -> Result<()> {
+/// `candor export --verifiable --select IDS --out FILE [--force]`.
+pub fn export_verifiable(
+    ctx: &Ctx,
+    select: &str,
+    out_path: &Path,
+    force: bool,
+    out: &mut Output,
+) -> Result<()> {
     let paired = ctx.paired()?;
     let me = paired.identity.secrets.device_key();
     let partner = paired.config.partner.map(|p| p.device).ok_or_else(|| {
         anyhow!("a verifiable export needs your partner's countersignature: pair first")
     })?;
+    let path = ctx.path(out_path);
+    refuse_overwrite(&path, force)?;
 
-    // The chosen entries, grouped by author.
+    // The chosen entries, grouped by author; both logs are always in the file, so that it
+    // introduces both people and their keys (from which the reader computes the safety number).
     let mut chosen: BTreeMap<[u8; 32], Vec<u64>> = BTreeMap::new();
+    chosen.insert(me.0, Vec::new());
+    chosen.insert(partner.0, Vec::new());
     for id in select.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (author, hash) = resolve(ctx, id)?;
         let seq = ctx
@@ -157,7 +158,7 @@ pub fn export_verifiable(ctx: &Ctx, select: &str, out_path: &Path, out: &mut Out
         }
         chosen.entry(author.0).or_default().push(seq);
     }
-    if chosen.is_empty() {
+    if chosen.values().all(Vec::is_empty) {
         bail!("choose at least one entry: --select ID,ID… (ids from `candor log list`)");
     }
 
@@ -213,8 +214,7 @@ pub fn export_verifiable(ctx: &Ctx, select: &str, out_path: &Path, out: &mut Out
     let text = render(&file)?;
     // Check what we wrote with the same code a third party runs.
     verify_text(&text).context("the export failed its own verification (a bug)")?;
-    let path = ctx.path(out_path);
-    write_file(&path, text.as_bytes())?;
+    write_file(&path, text.as_bytes(), force)?;
     let disclosed: usize = file.logs.iter().map(|l| l.entries.len()).sum();
     out.line(format!(
         "Wrote a verifiable export of {disclosed} entries to {}",
@@ -427,13 +427,15 @@ fn render_section(proof: &LogProof, proven: &ProvenLog) -> LogSection {
         .iter()
         .zip(&proven.entries)
         .map(|(d, p)| {
-            let (kind, text) = describe(&p.payload);
+            let described = describe(&p.payload);
             EntryPart {
                 seq: p.seq,
                 id: p.id.to_hex(),
                 time: timefmt::rfc3339(p.time_ms),
-                kind,
-                text,
+                kind: described.kind,
+                text: described.text,
+                dates: described.dates,
+                refers_to: described.refers_to.map(|h| h.to_hex()),
                 entry: B64.encode(&d.entry),
                 entry_key: hex::encode(d.entry_key.0),
                 path: d.path.iter().map(TreeHash::to_hex).collect(),
@@ -473,18 +475,12 @@ fn render(file: &ExportFile) -> Result<String> {
     Ok(text)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+fn write_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    crate::files::write_new(path, bytes, force)
+}
+
+fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
+    crate::files::refuse_overwrite(path, force)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -496,6 +492,8 @@ pub struct Verified {
     space: SpaceId,
     exported_by: String,
     logs: Vec<LogSection>,
+    /// The space's safety number, computed from the space id and both introductions in the file.
+    safety_number: String,
 }
 
 fn decode_b64(what: &str, text: &str) -> Result<Vec<u8>> {
@@ -527,13 +525,14 @@ pub fn verify_text(text: &str) -> Result<Verified> {
         );
     }
     let space = SpaceId::from_hex(&file.space).map_err(|e| anyhow!("space: {e}"))?;
-    if file.logs.is_empty() || file.logs.len() > 2 {
+    if file.logs.len() != 2 {
         bail!(
-            "an export holds one or two logs, this one {}",
+            "an export holds both partners' logs, this one {}",
             file.logs.len()
         );
     }
     let mut sections = Vec::with_capacity(file.logs.len());
+    let mut people = Vec::with_capacity(2);
     for log in &file.logs {
         let proof = LogProof {
             checkpoint: decode_b64("the checkpoint", &log.checkpoint.entry)?,
@@ -559,13 +558,16 @@ pub fn verify_text(text: &str) -> Result<Verified> {
                 .collect::<Result<_>>()?,
         };
         let proven = verify_log(&space, &proof)?;
+        people.push(introduction(&proven)?);
         sections.push(render_section(&proof, &proven));
     }
-    if let [a, b] = sections.as_slice() {
-        if a.author == b.author || a.countersigned_by.device != b.author {
-            bail!("the two logs are not two partners' logs countersigned by each other");
-        }
+    let ([a, b], [first, second]) = (sections.as_slice(), people.as_slice()) else {
+        bail!("an export holds both partners' logs");
+    };
+    if a.author == b.author || a.countersigned_by.device != b.author {
+        bail!("the two logs are not two partners' logs countersigned by each other");
     }
+    let safety_number = safety_number(&space, first, second);
     let exporter =
         DeviceKey::from_hex(&file.exported_by).map_err(|e| anyhow!("exported_by: {e}"))?;
     let exporter_hex = exporter.to_hex();
@@ -607,7 +609,28 @@ pub fn verify_text(text: &str) -> Result<Verified> {
         space,
         exported_by: canonical.exported_by,
         logs: canonical.logs,
+        safety_number,
     })
+}
+
+/// The author's public keys from the introduction (seq 0) a log section must disclose.
+fn introduction(proven: &ProvenLog) -> Result<DevicePublic> {
+    proven
+        .entries
+        .iter()
+        .find_map(|e| match e.payload.content() {
+            Ok(Content::Hello(hello)) if e.seq == 0 => Some(DevicePublic {
+                device: proven.author,
+                exchange: hello.exchange,
+            }),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "the log of device {} does not disclose its introduction (seq 0)",
+                proven.author.short()
+            )
+        })
 }
 
 /// `candor verify-export FILE`: needs no identity, store or key.
@@ -635,48 +658,111 @@ pub fn verify_export(path: &Path, json: bool) -> Result<Output> {
         }
     };
     if json {
-        out.line(serde_json::to_string_pretty(&serde_json::json!({
-            "valid": true,
-            "space": verified.space.to_hex(),
-            "exported_by": verified.exported_by,
-            "logs": verified.logs.iter().map(|l| serde_json::json!({
-                "author": l.author,
-                "author_name": l.author_name,
-                "entries_in_log": l.entries_in_log,
-                "countersigned_by": l.countersigned_by.device,
-                "countersigned_at": l.countersigned_by.time,
-                "entries": l.entries.iter().map(|e| serde_json::json!({
-                    "seq": e.seq, "id": e.id, "time": e.time, "kind": e.kind, "text": e.text,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }))?);
+        out.line(serde_json::to_string_pretty(&json_report(&verified))?);
         return Ok(out);
     }
+    human_report(&verified, &mut out);
+    Ok(out)
+}
+
+fn json_report(verified: &Verified) -> serde_json::Value {
+    serde_json::json!({
+        "valid": true,
+        "space": verified.space.to_hex(),
+        "safety_number": verified.safety_number,
+        "exported_by": verified.exported_by,
+        "logs": verified.logs.iter().map(|l| serde_json::json!({
+            "author": l.author,
+            "author_name": l.author_name,
+            "entries_in_log": l.entries_in_log,
+            "countersigned_by": l.countersigned_by.device,
+            "countersigned_at": l.countersigned_by.time,
+            "entries": l.entries.iter().map(|e| serde_json::json!({
+                "seq": e.seq, "id": e.id, "time": e.time, "kind": e.kind, "text": e.text,
+                "dates": e.dates, "refers_to": e.refers_to,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A person's name as the file shows it, escaped, with the device it belongs to.
+fn person(verified: &Verified, device: &str) -> String {
+    let name = verified
+        .logs
+        .iter()
+        .find(|l| l.author == device)
+        .and_then(|l| l.author_name.as_deref())
+        .map(|name| printable(name).replace('"', "\\\""))
+        .unwrap_or_else(|| "(unnamed)".into());
+    format!("\"{name}\" (device {})", &device[..16.min(device.len())])
+}
+
+fn human_report(verified: &Verified, out: &mut Output) {
+    let [first, second] = [&verified.logs[0].author, &verified.logs[1].author];
     out.line(format!(
         "VALID: every entry below is signed by its author's device and sits at its place in that \
          device's log in space {}; the file is exactly as device {} wrote it.",
         verified.space.short(),
         &verified.exported_by[..16]
     ));
+    out.line(format!(
+        "The two people: {} and {}.",
+        person(verified, first),
+        person(verified, second)
+    ));
+    out.line(format!("Safety number: {}", verified.safety_number));
+    out.line(
+        "VALID proves the entries are signed by these two devices, not who holds them: anyone \
+         can make up a space with fresh keys. Ask both partners to read the safety number from \
+         their own devices (`candor space safety-number`): only if both match this one are these \
+         their devices and their space.",
+    );
     for log in &verified.logs {
-        let name = log.author_name.as_deref().unwrap_or("(unnamed)");
         out.line(String::new());
         out.line(format!(
-            "{name} (device {}): {} of {} entries disclosed; the log up to its checkpoint of {} \
-             was acknowledged by device {} at {}.",
-            &log.author[..16],
+            "{}: {} of {} entries disclosed; the log up to its checkpoint of {} was acknowledged \
+             by {} at {}.",
+            person(verified, &log.author),
             log.entries.len(),
             log.entries_in_log,
             log.checkpoint.time,
-            &log.countersigned_by.device[..16],
+            person(verified, &log.countersigned_by.device),
             log.countersigned_by.time,
         ));
         for e in &log.entries {
-            out.line(format!(
-                "  #{:<5} {}  {:<12} {}",
-                e.seq, e.time, e.kind, e.text
-            ));
+            let head = format!("  #{:<5} {}  {:<12}", e.seq, e.time, e.kind);
+            let mut details: Vec<String> =
+                e.dates.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            if let Some(target) = &e.refers_to {
+                details.push(refers_to(verified, target));
+            }
+            for line in entry_lines(&head, &e.text, &details) {
+                out.line(line);
+            }
         }
     }
-    Ok(out)
+}
+
+/// What an entry refers to: the referred entry itself when the file discloses it.
+fn refers_to(verified: &Verified, target: &str) -> String {
+    for log in &verified.logs {
+        if let Some(e) = log.entries.iter().find(|e| e.id == target) {
+            let name = log.author_name.as_deref().unwrap_or("(unnamed)");
+            let mut text: String = e.text.chars().take(60).collect();
+            if text.len() < e.text.len() {
+                text.push('…');
+            }
+            return format!(
+                "refers to {}'s {} #{}: {:?}",
+                printable(name),
+                e.kind,
+                e.seq,
+                printable(&text)
+            );
+        }
+    }
+    format!(
+        "refers to entry {} (not disclosed in this file)",
+        &target[..16.min(target.len())]
+    )
 }

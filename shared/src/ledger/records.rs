@@ -3,7 +3,7 @@
 //! Every record is an ordinary entry of its author's log (signed, chained, encrypted); the kind
 //! code says which of these structs its content is. Records refer to earlier entries by id.
 
-use crate::payload::{Payload, PayloadError};
+use crate::payload::{decode_exact, Payload, PayloadError};
 use crate::EntryHash;
 use serde::{Deserialize, Serialize};
 
@@ -189,10 +189,6 @@ fn enc<T: Serialize>(kind: u16, value: &T) -> Payload {
     }
 }
 
-fn dec<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, PayloadError> {
-    postcard::from_bytes(bytes).map_err(|e| PayloadError::Decode(e.to_string()))
-}
-
 impl Record {
     /// The payload carrying this record.
     pub fn to_payload(&self) -> Payload {
@@ -221,21 +217,21 @@ impl Record {
         use code::*;
         let c = &payload.content;
         Ok(Some(match payload.kind {
-            PROMISE => Self::PromiseMade(dec(c)?),
-            PROMISE_KEPT => Self::PromiseKept(dec(c)?),
-            PROMISE_MISSED => Self::PromiseMissed(dec(c)?),
-            PROMISE_RENEGOTIATED => Self::PromiseRenegotiated(dec(c)?),
-            STATUS_CONFIRMED => Self::StatusConfirmed(dec(c)?),
-            STATUS_DISPUTED => Self::StatusDisputed(dec(c)?),
-            ACK => Self::Ack(dec(c)?),
-            SUPPORT_REQUEST => Self::SupportRequest(dec(c)?),
-            SUPPORT_REPLY => Self::SupportReply(dec(c)?),
-            PLAN_AT => Self::Plan(dec(c)?),
-            AGREEMENT => Self::AgreementProposed(dec(c)?),
-            AGREEMENT_ACCEPTED => Self::AgreementAccepted(dec(c)?),
-            AGREEMENT_DECLINED => Self::AgreementDeclined(dec(c)?),
-            AGREEMENT_ENDED => Self::AgreementEnded(dec(c)?),
-            LEFT => Self::Left(dec(c)?),
+            PROMISE => Self::PromiseMade(decode_exact(c)?),
+            PROMISE_KEPT => Self::PromiseKept(decode_exact(c)?),
+            PROMISE_MISSED => Self::PromiseMissed(decode_exact(c)?),
+            PROMISE_RENEGOTIATED => Self::PromiseRenegotiated(decode_exact(c)?),
+            STATUS_CONFIRMED => Self::StatusConfirmed(decode_exact(c)?),
+            STATUS_DISPUTED => Self::StatusDisputed(decode_exact(c)?),
+            ACK => Self::Ack(decode_exact(c)?),
+            SUPPORT_REQUEST => Self::SupportRequest(decode_exact(c)?),
+            SUPPORT_REPLY => Self::SupportReply(decode_exact(c)?),
+            PLAN_AT => Self::Plan(decode_exact(c)?),
+            AGREEMENT => Self::AgreementProposed(decode_exact(c)?),
+            AGREEMENT_ACCEPTED => Self::AgreementAccepted(decode_exact(c)?),
+            AGREEMENT_DECLINED => Self::AgreementDeclined(decode_exact(c)?),
+            AGREEMENT_ENDED => Self::AgreementEnded(decode_exact(c)?),
+            LEFT => Self::Left(decode_exact(c)?),
             _ => return Ok(None),
         }))
     }

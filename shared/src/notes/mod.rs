@@ -142,9 +142,7 @@ impl NoteEdit {
         if payload.kind != code::NOTE_EDIT {
             return Ok(None);
         }
-        postcard::from_bytes(&payload.content)
-            .map(Some)
-            .map_err(|e| PayloadError::Decode(e.to_string()))
+        crate::payload::decode_exact(&payload.content).map(Some)
     }
 
     /// Splits one change into the records that carry it (one unless it exceeds [`PART_BYTES`]).
