@@ -12,6 +12,7 @@
 //! * [`checks`]: the consistency audit of both logs, and checkpoints.
 //! * [`secret`]: passphrases and unlocking the storage key; [`progress`]: terminal progress.
 //! * [`cli`] and [`commands`]: the command line.
+//! * [`ui`]: `candor ui`, the same in a web browser.
 
 pub mod checks;
 pub mod cli;
@@ -25,3 +26,4 @@ pub mod secret;
 pub mod store;
 pub mod syncer;
 pub mod timefmt;
+pub mod ui;

@@ -2,6 +2,7 @@
 //! in its own process or inside a running `sync --watch` that holds the store.
 
 pub mod backup;
+pub mod device;
 mod export;
 mod goals;
 pub mod journal;
@@ -145,7 +146,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<Output> {
                 ctx.home.root().display()
             ))
         }
-        Command::Passphrase(_) | Command::Backup(BackupCommand::Import { .. }) => {
+        Command::Passphrase(_) | Command::Backup(BackupCommand::Import { .. }) | Command::Ui { .. } => {
             return Err(anyhow!(
                 "this command runs on its own, not inside `candor sync --watch`"
             ))
