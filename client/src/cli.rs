@@ -145,6 +145,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Open Candor in your web browser: everything the command line does, in plain words.
+    ///
+    /// Serves the pages on this machine only (loopback), prints the address to open (it holds a
+    /// one-time key, so it works once, in one browser) and opens your browser. While it runs it
+    /// also syncs, like `sync --watch`, and other `candor` commands on this device keep working.
+    /// Asks for the passphrase in the page; the unlocked key stays in memory only.
+    #[command(
+        after_help = "Examples:\n  candor ui\n  candor ui --listen 127.0.0.1:8765 --no-open"
+    )]
+    Ui {
+        /// Where to listen: a loopback address and port (default 127.0.0.1, any free port).
+        #[arg(long, value_name = "127.0.0.1:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// Print the address but do not open a browser.
+        #[arg(long)]
+        no_open: bool,
+    },
     /// Push this device's new entries to the relay and pull the partner's.
     ///
     /// Prints "pushed N, pulled M". If the relay is unreachable nothing is lost: entries stay

@@ -14,6 +14,7 @@
 //! * [`files`]: files written where the person names (never replaced without `--force`).
 //! * [`secret`]: passphrases and unlocking the storage key; [`progress`]: terminal progress.
 //! * [`cli`] and [`commands`]: the command line.
+//! * [`ui`]: `candor ui`, the same in a web browser.
 
 pub mod checks;
 pub mod cli;
@@ -29,3 +30,4 @@ pub mod secret;
 pub mod store;
 pub mod syncer;
 pub mod timefmt;
+pub mod ui;

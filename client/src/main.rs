@@ -6,13 +6,12 @@ use candor::cli::{
     BackupCommand, Cli, Command, JournalCommand, LogCommand, NoteCommand, PassphraseCommand,
     SpaceCommand,
 };
-use candor::commands::{self, random, Ctx};
+use candor::commands::{self, Ctx};
 use candor::daemon::{self, Forwarded};
-use candor::home::{Home, Identity};
+use candor::home::Home;
 use candor::output::Output;
 use candor::secret;
 use candor::store::{Store, StoreError};
-use candor_shared::keys::DeviceSecrets;
 use clap::Parser as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -74,6 +73,9 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(output.code)
         }
         Command::Sync(args) if args.watch => watch(&home).await,
+        Command::Ui { listen, no_open } => {
+            candor::ui::run(home, listen, !no_open, shutdown_signal()).await
+        }
         Command::Note(NoteCommand::Edit { name }) => note_edit(&home, &name).await,
         Command::Journal(JournalCommand::Edit {
             id,
@@ -136,19 +138,7 @@ fn passphrase(home: &Home, command: PassphraseCommand) -> Result<i32> {
 }
 
 fn init(home: &Home, name: &str, protect: bool) -> Result<i32> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 64 {
-        bail!("the name must be 1 to 64 characters");
-    }
-    if home.has_identity() {
-        let existing = home.identity()?;
-        bail!(
-            "{} already holds the identity of {:?} (device {}); nothing changed",
-            home.root().display(),
-            existing.name,
-            existing.secrets.device_key().short()
-        );
-    }
+    commands::device::check(home, name)?;
     let pass = if protect {
         Some(secret::new(
             &[secret::ENV_NEW_PASSPHRASE, secret::ENV_PASSPHRASE],
@@ -157,16 +147,9 @@ fn init(home: &Home, name: &str, protect: bool) -> Result<i32> {
     } else {
         None
     };
-    home.create()?;
-    let key = home.create_storage_key(pass.as_ref().map(|p| p.as_bytes()))?;
-    let home = &home.clone().with_key(key);
-    let identity = Identity {
-        name: name.to_string(),
-        secrets: DeviceSecrets::from_seeds(random()?, random()?),
-    };
-    home.write_identity(&identity)?;
-    home.journal_key()?;
-    drop(Store::open(&home.store_dir(), home.storage_key()?)?);
+    let (home, identity) =
+        commands::device::create(home, name, pass.as_ref().map(|p| p.as_bytes()))?;
+    let name = &identity.name;
     let mut out = Output::default();
     out.line(format!(
         "Created the identity of {name} in {}",

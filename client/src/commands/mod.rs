@@ -2,6 +2,7 @@
 //! in its own process or inside a running `sync --watch` that holds the store.
 
 pub mod backup;
+pub mod device;
 mod disclosed;
 mod export;
 mod goals;
@@ -153,7 +154,7 @@ async fn run(ctx: &Ctx, mut command: Command) -> Result<Output> {
                 ctx.home.root().display()
             ))
         }
-        Command::Passphrase(_) | Command::Backup(BackupCommand::Import { .. }) => {
+        Command::Passphrase(_) | Command::Backup(BackupCommand::Import { .. }) | Command::Ui { .. } => {
             return Err(anyhow!(
                 "this command runs on its own, not inside `candor sync --watch`"
             ))
