@@ -18,6 +18,23 @@ fn text(device: &Device, name: &str) -> Result<String> {
 
 /// Runs `candor ARGS` with `input` on stdin and extra environment; must succeed.
 fn ok_with(device: &Device, args: &[&str], input: &str, env: &[(&str, &str)]) -> Result<String> {
+    let out = run_with(device, args, input, env)?;
+    if !out.status.success() {
+        bail!(
+            "candor {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `candor ARGS` with `input` on stdin and extra environment.
+fn run_with(
+    device: &Device,
+    args: &[&str],
+    input: &str,
+    env: &[(&str, &str)],
+) -> Result<std::process::Output> {
     let mut command = device.command(args);
     for (k, v) in env {
         command.env(k, v);
@@ -32,14 +49,7 @@ fn ok_with(device: &Device, args: &[&str], input: &str, env: &[(&str, &str)]) ->
         .take()
         .context("stdin")?
         .write_all(input.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "candor {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(child.wait_with_output()?)
 }
 
 #[test]
@@ -321,5 +331,93 @@ fn hostile_note_edits_from_the_partner_are_shown_invalid_and_change_nothing() ->
     )?;
     sync_both(&sam, &alex)?;
     assert_eq!(text(&alex, "needs")?, "keep these words\nand these\n");
+    Ok(())
+}
+
+#[test]
+fn both_replacing_one_sentence_offline_shows_both_versions_until_one_is_kept() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let relay = Relay::start(&tmp.path().join("relay"))?;
+    let (alex, sam) = pair(tmp.path(), &relay)?;
+    let set = |device: &Device, text: &str| {
+        ok_with(device, &["note", "set", "talks", "--file", "-"], text, &[])
+    };
+    set(&alex, "We will talk every Sunday evening after dinner.\n")?;
+    sync_both(&alex, &sam)?;
+    // Offline, both replace the same sentence.
+    set(
+        &alex,
+        "We will talk every Saturday morning before breakfast.\n",
+    )?;
+    set(&sam, "We will talk every Monday night.\n")?;
+    sync_both(&alex, &sam)?;
+    sync_both(&alex, &sam)?;
+
+    let shown = text(&alex, "talks")?;
+    assert_eq!(
+        shown,
+        text(&sam, "talks")?,
+        "both devices show the same text"
+    );
+    for version in [
+        "Alex\nWe will talk every Saturday morning before breakfast.\n",
+        "Sam\nWe will talk every Monday night.\n",
+    ] {
+        assert!(shown.contains(version), "{shown}");
+    }
+    // No word that neither wrote.
+    let allowed = "We will talk every Sunday evening after dinner Saturday morning before \
+                   breakfast Monday night. dinner. breakfast.";
+    for line in shown.lines().filter(|l| {
+        !l.starts_with("<<<<<<<") && !l.starts_with("=======") && !l.starts_with(">>>>>>>")
+    }) {
+        for word in line.split_whitespace() {
+            assert!(
+                allowed.split_whitespace().any(|w| w == word),
+                "{word:?} in {shown}"
+            );
+        }
+    }
+    for device in [&alex, &sam] {
+        let note = json(device, &["note", "show", "talks", "--json"])?;
+        assert_eq!(
+            note["conflicts"].as_array().map(Vec::len),
+            Some(1),
+            "{note}"
+        );
+        let list = json(device, &["note", "list", "--json"])?;
+        assert_eq!(list[0]["conflicts"], 1, "{list}");
+        assert!(device
+            .ok(&["note", "list"])?
+            .contains("[conflict to resolve]"));
+        let history = json(device, &["note", "history", "talks", "--json"])?;
+        let in_conflict = history
+            .as_array()
+            .context("array")?
+            .iter()
+            .filter(|h| h["conflict"] == true)
+            .count();
+        assert_eq!(in_conflict, 2, "{history}");
+    }
+    let stderr = String::from_utf8_lossy(&sam.run(&["note", "show", "talks"])?.stderr).into_owned();
+    assert!(stderr.contains("conflict to resolve"), "{stderr}");
+
+    // Saving the text with its marker lines is refused; keeping one version resolves it.
+    let refused = run_with(&sam, &["note", "set", "talks", "--file", "-"], &shown, &[])?;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("marker lines"));
+    set(
+        &sam,
+        "We will talk every Saturday morning before breakfast.\n",
+    )?;
+    sync_both(&sam, &alex)?;
+    for device in [&alex, &sam] {
+        assert_eq!(
+            text(device, "talks")?,
+            "We will talk every Saturday morning before breakfast.\n"
+        );
+        let note = json(device, &["note", "show", "talks", "--json"])?;
+        assert_eq!(note["conflicts"], Value::Array(vec![]));
+    }
     Ok(())
 }

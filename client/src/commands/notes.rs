@@ -85,6 +85,11 @@ impl Book {
                     format!("note {}: the local snapshot is damaged", note.to_hex())
                 })?;
                 book.views.insert(note, view);
+                if !NoteView::is_current(&bytes) {
+                    // Written by an older version: store it again with its conflicts.
+                    book.doc(ctx, note)?;
+                    book.changed.insert(note);
+                }
             }
         }
         let mut new_inputs: BTreeMap<NoteId, Vec<NoteInput>> = BTreeMap::new();
@@ -266,6 +271,71 @@ fn name_of(ctx: &Ctx, paired: &Paired, author: &DeviceKey) -> Result<String> {
     })
 }
 
+/// The display name of each note author's Automerge actor.
+fn actor_names(ctx: &Ctx, paired: &Paired) -> Result<BTreeMap<Vec<u8>, String>> {
+    authors(paired)
+        .into_iter()
+        .map(|a| {
+            Ok((
+                notes::actor_of(&a).to_bytes().to_vec(),
+                name_of(ctx, paired, &a)?,
+            ))
+        })
+        .collect()
+}
+
+/// The note as a person reads it: conflicts shown as both versions under their authors' names.
+fn shown_text(view: &NoteView, names: &BTreeMap<Vec<u8>, String>) -> String {
+    view.rendered(|actor| {
+        names
+            .get(actor)
+            .cloned()
+            .unwrap_or_else(|| "another device".into())
+    })
+}
+
+fn conflicts_json(view: &NoteView, names: &BTreeMap<Vec<u8>, String>) -> Value {
+    Value::Array(
+        view.conflicts
+            .iter()
+            .map(|c| {
+                json!({
+                    "versions": c.versions.iter().map(|v| json!({
+                        "author_name": names.get(&v.actor),
+                        "text": v.text,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `word` as a shell would read it back: as is when plain, else in single quotes.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,/".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+fn conflict_note(count: usize) -> String {
+    format!(
+        "this note has {} to resolve: both of you changed the same passage at once. \
+         `candor note edit NAME` shows both versions; keep one (or write a new one) and remove \
+         the marker lines",
+        if count == 1 {
+            "a conflict".to_string()
+        } else {
+            format!("{count} conflicts")
+        }
+    )
+}
+
 /// A note's text made safe for a terminal: line breaks and tabs kept, other control characters
 /// (which could rewrite the screen) shown as escapes.
 fn printable_block(text: &str) -> String {
@@ -322,6 +392,7 @@ pub fn list(ctx: &Ctx, all: bool, json_out: bool, out: &mut Output) -> Result<()
     let paired = ctx.paired()?;
     let _one = NOTES.lock().unwrap_or_else(|p| p.into_inner());
     let book = Book::open(ctx, &paired)?;
+    let names = actor_names(ctx, &paired)?;
     let mut rows: Vec<(String, &NoteId, &NoteView)> = book
         .views
         .iter()
@@ -337,8 +408,9 @@ pub fn list(ctx: &Ctx, all: bool, json_out: bool, out: &mut Output) -> Result<()
                     "id": id.to_hex(),
                     "name": name,
                     "archived": d.archived,
-                    "chars": d.text.chars().count(),
+                    "chars": shown_text(d, &names).chars().count(),
                     "invalid_edits": d.invalid.len(),
+                    "conflicts": d.conflicts.len(),
                 })
             })
             .collect();
@@ -350,11 +422,16 @@ pub fn list(ctx: &Ctx, all: bool, json_out: bool, out: &mut Output) -> Result<()
     }
     for (name, id, d) in rows {
         out.line(format!(
-            "{}  {:<24}  {:>6} chars{}",
+            "{}  {:<24}  {:>6} chars{}{}",
             &id.to_hex()[..8],
             printable(&name),
-            d.text.chars().count(),
-            if d.archived { "  [archived]" } else { "" }
+            shown_text(d, &names).chars().count(),
+            if d.archived { "  [archived]" } else { "" },
+            match d.conflicts.len() {
+                0 => String::new(),
+                1 => "  [conflict to resolve]".into(),
+                n => format!("  [{n} conflicts to resolve]"),
+            }
         ));
     }
     Ok(())
@@ -367,7 +444,8 @@ pub fn show(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Result<(
     let book = Book::open(ctx, &paired)?;
     let id = book.find(name)?;
     let doc = book.view(&id)?;
-    let text = &doc.text;
+    let names = actor_names(ctx, &paired)?;
+    let text = &shown_text(doc, &names);
     if json_out {
         let invalid: Vec<Value> = doc
             .invalid
@@ -389,6 +467,7 @@ pub fn show(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Result<(
             "heads": automerge_heads::to_string(&doc.change_hashes()),
             "waiting_edits": doc.pending.len(),
             "invalid_edits": invalid,
+            "conflicts": conflicts_json(doc, &names),
         });
         out.line(serde_json::to_string_pretty(&item)?);
         return Ok(());
@@ -399,6 +478,9 @@ pub fn show(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Result<(
     }
     if doc.archived {
         out.note("(this note is archived)");
+    }
+    if !doc.conflicts.is_empty() {
+        out.note(conflict_note(doc.conflicts.len()).replace("NAME", &shell_word(name)));
     }
     for i in &doc.invalid {
         out.note(format!(
@@ -461,6 +543,14 @@ pub fn set(
 ) -> Result<()> {
     let paired = ctx.paired()?;
     let text = read_text(ctx, file)?;
+    if notes::conflict::has_markers(&text) {
+        bail!(
+            "the text still has a conflict's marker lines ({}…, {}); keep one version (or \
+             write a new one), remove the marker lines and save again",
+            notes::conflict::OPEN.trim_end(),
+            notes::conflict::CLOSE
+        );
+    }
     let base = base.map(automerge_heads::parse).transpose()?;
     let _one = NOTES.lock().unwrap_or_else(|p| p.into_inner());
     let mut book = Book::open(ctx, &paired)?;
@@ -554,6 +644,12 @@ pub fn history(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Resul
         .iter()
         .map(|i| (i.id, i.reason.clone()))
         .collect();
+    let in_conflict: BTreeSet<[u8; 32]> = book
+        .view(&id)?
+        .conflicts
+        .iter()
+        .flat_map(|c| c.changes.iter().copied())
+        .collect();
     let mut edits = summarize(&inputs);
     for edit in &mut edits {
         if let Some(reason) = refused.get(&edit.id) {
@@ -578,6 +674,7 @@ pub fn history(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Resul
                     "renamed": e.renamed,
                     "archived": e.archived,
                     "invalid": e.invalid,
+                    "conflict": e.change.is_some_and(|c| in_conflict.contains(&c)),
                 })
             })
             .collect();
@@ -608,6 +705,9 @@ pub fn history(ctx: &Ctx, name: &str, json_out: bool, out: &mut Output) -> Resul
         );
         if let Some(reason) = &e.invalid {
             line.push_str(&format!("  [INVALID, not applied: {reason}]"));
+        }
+        if e.change.is_some_and(|c| in_conflict.contains(&c)) {
+            line.push_str("  [made at the same time as the other's edit: conflict to resolve]");
         }
         out.line(line);
     }

@@ -1,6 +1,7 @@
 //! [`NoteDoc`]: one note's Automerge document, fed with edit records from both logs.
 
-use super::{actor_of, genesis, NoteInput, MAX_PARTS, PART_BYTES};
+use super::conflict::{self, Conflict};
+use super::{actor_of, genesis, words, NoteInput, MAX_PARTS, PART_BYTES};
 use crate::{DeviceKey, EntryHash};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
@@ -20,8 +21,8 @@ const MAX_SNAPSHOT: usize = 64 * 1024 * 1024;
 const MAX_INVALID: usize = 200;
 /// How many edits may wait (for their other parts or for changes they depend on).
 const MAX_PENDING: usize = 1000;
-/// Snapshot format version.
-const SNAPSHOT_VERSION: u8 = 1;
+/// Snapshot format version (2 added [`NoteView::conflicts`]; version 1 snapshots still load).
+const SNAPSHOT_VERSION: u8 = 2;
 
 /// Errors of the notes engine.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,24 @@ struct Snapshot {
     doc: Vec<u8>,
 }
 
+/// A version 1 snapshot: its view had no conflicts.
+#[derive(Deserialize)]
+struct SnapshotV1 {
+    _version: u8,
+    view: NoteViewV1,
+    doc: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct NoteViewV1 {
+    _text: String,
+    _name: Option<String>,
+    _archived: bool,
+    _heads: Vec<[u8; 32]>,
+    pending: Vec<PendingEdit>,
+    invalid: Vec<InvalidEdit>,
+}
+
 /// What reading a note needs, stored at the front of its snapshot so that showing or listing
 /// notes does not load the Automerge document (whose load rebuilds the whole change history).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,22 +128,39 @@ pub struct NoteView {
     pub pending: Vec<PendingEdit>,
     /// Edits refused.
     pub invalid: Vec<InvalidEdit>,
+    /// Passages both partners changed concurrently and nobody edited since, in text order.
+    pub conflicts: Vec<Conflict>,
 }
 
 impl NoteView {
-    /// Reads the view at the front of a snapshot, without loading the document.
+    /// Reads the view at the front of a snapshot, without loading the document (except for a
+    /// snapshot written before conflicts were recorded: see [`NoteView::is_current`]).
     pub fn read(snapshot: &[u8]) -> Result<NoteView, NoteError> {
         if snapshot.len() > MAX_SNAPSHOT {
             return Err(NoteError::Snapshot("larger than the limit".into()));
         }
         let (version, rest): (u8, _) =
             postcard::take_from_bytes(snapshot).map_err(|e| NoteError::Snapshot(e.to_string()))?;
-        if version != SNAPSHOT_VERSION {
-            return Err(NoteError::Snapshot(format!("unknown version {version}")));
+        match version {
+            SNAPSHOT_VERSION => {
+                let (view, _) = postcard::take_from_bytes(rest)
+                    .map_err(|e| NoteError::Snapshot(e.to_string()))?;
+                Ok(view)
+            }
+            1 => Ok(NoteDoc::load(snapshot)?.view()),
+            _ => Err(NoteError::Snapshot(format!("unknown version {version}"))),
         }
-        let (view, _) =
-            postcard::take_from_bytes(rest).map_err(|e| NoteError::Snapshot(e.to_string()))?;
-        Ok(view)
+    }
+
+    /// Whether a snapshot is in the current format (an older one should be written again).
+    pub fn is_current(snapshot: &[u8]) -> bool {
+        snapshot.first() == Some(&SNAPSHOT_VERSION)
+    }
+
+    /// The text as a person reads it: each conflict's passage replaced by every author's
+    /// version under marker lines (see [`conflict::render`]).
+    pub fn rendered(&self, name_of: impl Fn(&[u8]) -> String) -> String {
+        conflict::render(&self.text, &self.conflicts, name_of)
     }
 
     /// The heads as change hashes.
@@ -200,14 +236,25 @@ impl NoteDoc {
         if snapshot.len() > MAX_SNAPSHOT {
             return Err(NoteError::Snapshot("larger than the limit".into()));
         }
-        let snap: Snapshot =
-            postcard::from_bytes(snapshot).map_err(|e| NoteError::Snapshot(e.to_string()))?;
-        if snap.version != SNAPSHOT_VERSION {
-            return Err(NoteError::Snapshot(format!(
-                "unknown version {}",
-                snap.version
-            )));
-        }
+        let snap: Snapshot = match snapshot.first() {
+            Some(&SNAPSHOT_VERSION) => {
+                postcard::from_bytes(snapshot).map_err(|e| NoteError::Snapshot(e.to_string()))?
+            }
+            Some(1) => {
+                let old: SnapshotV1 = postcard::from_bytes(snapshot)
+                    .map_err(|e| NoteError::Snapshot(e.to_string()))?;
+                Snapshot {
+                    version: 1,
+                    view: NoteView {
+                        pending: old.view.pending,
+                        invalid: old.view.invalid,
+                        ..NoteView::default()
+                    },
+                    doc: old.doc,
+                }
+            }
+            _ => return Err(NoteError::Snapshot("unknown version".into())),
+        };
         let doc = catch_unwind(|| AutoCommit::load(&snap.doc))
             .map_err(|_| NoteError::Snapshot("Automerge failed to load it".into()))?
             .map_err(|e| NoteError::Snapshot(e.to_string()))?;
@@ -254,6 +301,7 @@ impl NoteDoc {
             heads: self.heads().into_iter().map(|h| h.0).collect(),
             pending: self.pending.clone(),
             invalid: self.invalid.clone(),
+            conflicts: conflict::find(&mut self.doc, &self.text),
         }
     }
 
@@ -358,7 +406,17 @@ impl NoteDoc {
         };
         let result = (|| {
             if let Some(text) = edit.text {
-                self.doc.update_text(&self.text, text).map_err(am)?;
+                // Diffed on word boundaries, never letter by letter (see `words`).
+                let old = match base {
+                    Some(heads) if isolated => self.doc.text_at(&self.text, heads),
+                    _ => self.doc.text(&self.text),
+                }
+                .map_err(am)?;
+                for s in words::diff(&old, text).iter().rev() {
+                    self.doc
+                        .splice_text(&self.text, s.pos, s.delete as isize, &s.insert)
+                        .map_err(am)?;
+                }
             }
             if let Some(splice) = &edit.splice {
                 let len = match base {

@@ -26,6 +26,8 @@ pub struct EditSummary {
     pub archived: Option<bool>,
     /// Why the edit cannot be read, if it cannot (it is then never applied either).
     pub invalid: Option<String>,
+    /// The Automerge change's hash (to match it with [`super::conflict::Conflict::changes`]).
+    pub change: Option<[u8; 32]>,
 }
 
 fn text_id() -> String {
@@ -45,6 +47,7 @@ fn summarize_change(bytes: &[u8], summary: &mut EditSummary, text: &str) {
             return;
         }
     };
+    summary.change = Some(change.hash().0);
     let Ok(expanded) = catch_unwind(AssertUnwindSafe(|| change.decode())) else {
         summary.invalid = Some("the change's operations do not decode".into());
         return;
@@ -96,6 +99,7 @@ pub fn summarize(inputs: &[NoteInput]) -> Vec<EditSummary> {
             renamed: None,
             archived: None,
             invalid: None,
+            change: None,
         };
         let (summary, bytes) = if edit.parts <= 1 {
             (fresh(), edit.bytes.clone())

@@ -6,9 +6,12 @@
 //! encrypted and chained like every other entry). A change larger than [`PART_BYTES`] is split
 //! over consecutive entries ("parts") and applies only once every part is present.
 //!
-//! Merging is Automerge's: concurrent insertions and deletions of both partners combine at
-//! character granularity, and the result depends only on the set of changes, never on the order
-//! they arrive in or how often. Three things make that hold here:
+//! Merging is Automerge's: concurrent insertions and deletions of both partners combine, and the
+//! result depends only on the set of changes, never on the order they arrive in or how often.
+//! A device's edits are diffed on word boundaries ([`words`]), so a merge never makes a word
+//! neither partner wrote; where both changed the same passage concurrently, the note shows both
+//! versions under their authors' names until someone edits that passage ([`conflict`]).
+//! Three things make merging sound here:
 //!
 //! * **A shared genesis.** The text object is created by a fixed, deterministic change
 //!   ([`genesis`]) that every device builds itself, so both partners' edits refer to the same
@@ -22,10 +25,14 @@
 //!
 //! [`NoteDoc`] is the merge engine; the client only feeds entries in and stores snapshots.
 
+pub mod conflict;
 mod doc;
 mod history;
 pub mod templates;
+pub mod words;
 
+#[cfg(test)]
+mod conflict_tests;
 #[cfg(test)]
 mod tests;
 
