@@ -588,7 +588,7 @@ impl Data {
         ctx.passphrase = Some(Zeroizing::new(passphrase.to_string()));
         let out = tokio::task::spawn_blocking(move || {
             let mut out = Output::default();
-            commands::backup::export(&ctx, &path, &mut out).map(|()| out)
+            commands::backup::export(&ctx, &path, false, &mut out).map(|()| out)
         })
         .await
         .context("the export stopped")??;
