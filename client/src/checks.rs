@@ -108,6 +108,6 @@ pub fn write_checkpoint(
         &paired.writer(),
         countersign,
         crate::timefmt::now_ms(),
-        || nonce,
+        || Ok(nonce),
     )?)
 }

@@ -1,6 +1,9 @@
-//! The command line: argument definitions (clap) and their help texts.
+//! The command line: argument definitions (clap) and their help texts. The commands also
+//! derive `Serialize`/`Deserialize`: a command typed in one process runs in the one holding
+//! the store as this typed value (see `daemon`), never as re-parsed argv.
 
 use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
@@ -32,7 +35,7 @@ pub struct Cli {
 }
 
 /// Top-level commands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum Command {
     /// Create this device's identity (an Ed25519 signing key and an X25519 key).
     ///
@@ -190,7 +193,7 @@ pub enum Command {
 }
 
 /// `candor sync` options.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct SyncArgs {
     /// Stay connected and sync continuously (reconnects when the relay restarts).
     #[arg(long)]
@@ -201,7 +204,7 @@ pub struct SyncArgs {
 }
 
 /// `candor space …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum SpaceCommand {
     /// Create the couple's space on a relay and print a one-time invite for your partner.
     ///
@@ -246,7 +249,7 @@ pub enum SpaceCommand {
 }
 
 /// `candor log …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum LogCommand {
     /// Add an entry to your log (written locally at once, relay or no relay).
     Add {
@@ -288,7 +291,7 @@ pub enum LogCommand {
 }
 
 /// `candor promise …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum PromiseCommand {
     /// Make a promise; prints its id.
     Add {
@@ -354,7 +357,7 @@ pub enum PromiseCommand {
 }
 
 /// `candor plan …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum PlanCommand {
     /// Share a plan before being asked.
     Add {
@@ -382,7 +385,7 @@ pub enum PlanCommand {
 }
 
 /// `candor support …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum SupportCommand {
     /// "How can you support me right now?"
     Request {
@@ -410,7 +413,7 @@ pub enum SupportCommand {
 }
 
 /// `candor agreement …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum AgreementCommand {
     /// Propose an agreement; it applies only once your partner accepts it.
     Propose {
@@ -448,7 +451,7 @@ pub enum AgreementCommand {
 }
 
 /// `candor passphrase …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum PassphraseCommand {
     /// Protect this device's data with a passphrase (asked twice on a terminal).
     Set,
@@ -460,7 +463,7 @@ pub enum PassphraseCommand {
 }
 
 /// `candor journal …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum JournalCommand {
     /// Write a journal entry: TEXT, or --file F, or - to read standard input.
     Add {
@@ -518,7 +521,7 @@ pub enum JournalCommand {
 }
 
 /// `candor backup …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum BackupCommand {
     /// Write an encrypted recovery bundle of this device: keys (identity, space, journal) and
     /// all data (both logs, journal, local notes).
@@ -549,7 +552,7 @@ pub enum BackupCommand {
 }
 
 /// `candor export` options.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct ExportArgs {
     /// md (Markdown, for reading) or json (for tools).
     #[arg(long, value_parser = ["md", "json"], default_value = "md")]
@@ -577,7 +580,7 @@ pub struct ExportArgs {
 }
 
 /// `candor note …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum NoteCommand {
     /// List the shared notes (archived ones only with --all).
     List {
@@ -654,7 +657,7 @@ pub enum NoteCommand {
 }
 
 /// `candor goal …`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum GoalCommand {
     /// Add a goal for a week (this ISO week unless --week); prints its id.
     ///

@@ -3,6 +3,8 @@
 //! The protocol itself (entry format, crypto, wire messages, the sync state machine) lives in
 //! `candor-shared`; this crate adds the I/O around it:
 //!
+//! * [`app`]: the application core the CLI and the web app call: the paired context, the
+//!   reader over the read model, the writer.
 //! * [`home`]: where a device keeps its files, and its key files (0600, written atomically).
 //! * [`store`]: the sled database of both logs, written only with verified entries.
 //! * [`net`]: the QUIC connection to the relay, with its certificate pinned by fingerprint.
@@ -16,6 +18,7 @@
 //! * [`cli`] and [`commands`]: the command line.
 //! * [`ui`]: `candor ui`, the same in a web browser.
 
+pub mod app;
 pub mod checks;
 pub mod cli;
 pub mod commands;

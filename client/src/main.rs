@@ -176,9 +176,9 @@ enum Opened {
 /// hold the store for a moment, so a locked store is retried for a few seconds.
 fn open_or_forward(home: &Home, forwarded: &Forwarded) -> Result<Opened> {
     let mut unlocked: Option<Home> = None;
-    for _ in 0..100 {
+    until_unlocked(|| {
         if let Some(output) = daemon::forward(home, forwarded)? {
-            return Ok(Opened::Elsewhere(output));
+            return Ok(Ok(Opened::Elsewhere(output)));
         }
         // Only a command that opens the store here needs the storage key (and the passphrase):
         // a running `sync --watch` holds it unlocked.
@@ -190,8 +190,17 @@ fn open_or_forward(home: &Home, forwarded: &Forwarded) -> Result<Opened> {
                 home
             }
         };
-        match Store::open(&here.store_dir(), here.storage_key()?) {
-            Ok(store) => return Ok(Opened::Here(Box::new(store), here)),
+        let opened = Store::open(&here.store_dir(), here.storage_key()?);
+        Ok(opened.map(|store| Opened::Here(Box::new(store), here)))
+    })
+}
+
+/// Calls `attempt` until the store it opens is not locked by another `candor` process (a
+/// short-lived command may hold it for a moment), for up to five seconds.
+fn until_unlocked<T>(mut attempt: impl FnMut() -> Result<Result<T, StoreError>>) -> Result<T> {
+    for _ in 0..100 {
+        match attempt()? {
+            Ok(value) => return Ok(value),
             Err(StoreError::Locked) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return Err(e).context("opening the local store"),
         }
@@ -256,11 +265,14 @@ async fn run_elsewhere_or_here(home: &Home, mut command: Command) -> Result<i32>
         )?),
         _ => None,
     };
+    drop(args);
     let forwarded = Forwarded {
-        args,
+        command: command.clone(),
         cwd: std::env::current_dir().context("reading the working directory")?,
         stdin,
-        passphrase: passphrase.as_ref().map(|p| p.to_string()),
+        passphrase: passphrase
+            .as_ref()
+            .map(|p| daemon::Passphrase(p.to_string())),
     };
     let (store, home) = match open_or_forward(home, &forwarded)? {
         Opened::Elsewhere(output) => {
@@ -287,14 +299,9 @@ async fn run_elsewhere_or_here(home: &Home, mut command: Command) -> Result<i32>
     )
     .then(|| daemon::bind(home).ok())
     .flatten()
-    .map(|listener| {
+    .map(|bound| {
         let wake = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(daemon::serve(
-            listener,
-            home.clone(),
-            ctx.store.clone(),
-            wake,
-        ))
+        daemon::spawn(bound, home.clone(), ctx.store.clone(), wake)
     });
     let mut out = Output::default();
     let output = match command {
@@ -315,10 +322,7 @@ async fn run_elsewhere_or_here(home: &Home, mut command: Command) -> Result<i32>
         }
         other => Ok(commands::execute(&ctx, other).await),
     };
-    if let Some(server) = serving {
-        server.abort();
-        let _ = std::fs::remove_file(home.socket_path());
-    }
+    drop(serving);
     let output = output?;
     output.emit();
     Ok(output.code)
@@ -327,8 +331,10 @@ async fn run_elsewhere_or_here(home: &Home, mut command: Command) -> Result<i32>
 /// Runs one command given as arguments (here, or in a running `sync --watch`) and returns
 /// what it would print.
 async fn run_captured(home: &Home, args: Vec<String>, stdin: Option<String>) -> Result<Output> {
+    let cli =
+        Cli::try_parse_from(&args).map_err(|e| anyhow!("internal command did not parse: {e}"))?;
     let forwarded = Forwarded {
-        args,
+        command: cli.command.clone(),
         cwd: std::env::current_dir().context("reading the working directory")?,
         stdin,
         passphrase: None,
@@ -336,8 +342,6 @@ async fn run_captured(home: &Home, args: Vec<String>, stdin: Option<String>) -> 
     match open_or_forward(home, &forwarded)? {
         Opened::Elsewhere(output) => Ok(output),
         Opened::Here(store, home) => {
-            let cli = Cli::try_parse_from(&forwarded.args)
-                .map_err(|e| anyhow!("internal command did not parse: {e}"))?;
             let ctx = Ctx {
                 home,
                 store: Arc::new(*store),
@@ -447,33 +451,16 @@ async fn watch(home: &Home) -> Result<i32> {
         );
     }
     let home = &secret::unlock(home)?;
-    let listener = daemon::bind(home)?;
-    let mut store = None;
-    for _ in 0..100 {
-        match Store::open(&home.store_dir(), home.storage_key()?) {
-            Ok(opened) => {
-                store = Some(opened);
-                break;
-            }
-            Err(StoreError::Locked) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => return Err(e).context("opening the local store"),
-        }
-    }
-    let store = Arc::new(
-        store.ok_or_else(|| anyhow!("the local store stayed locked by another candor process"))?,
-    );
+    let bound = daemon::bind(home)?;
+    let store = Arc::new(until_unlocked(|| {
+        Ok(Store::open(&home.store_dir(), home.storage_key()?))
+    })?);
     commands::Paired::load(home, &store)?;
     let wake = Arc::new(tokio::sync::Notify::new());
-    let server = tokio::spawn(daemon::serve(
-        listener,
-        home.clone(),
-        store.clone(),
-        wake.clone(),
-    ));
+    let server = daemon::spawn(bound, home.clone(), store.clone(), wake.clone());
     eprintln!("watching; press Ctrl-C to stop");
     let result = candor::syncer::watch(home, &store, &wake, shutdown_signal()).await;
-    server.abort();
-    let _ = std::fs::remove_file(home.socket_path());
+    drop(server);
     store.flush()?;
     result.map(|()| 0)
 }

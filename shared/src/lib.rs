@@ -10,6 +10,7 @@
 //! * [`invite`]: the one-line invite and the membership proofs exchanged when pairing.
 //! * [`merkle`]: the Merkle tree over a log's entry ids that checkpoints commit to.
 //! * [`proof`]: verifiable exports: chosen entries with inclusion proofs, checked offline.
+//! * [`record`]: every payload kind a reader shows, decoded once.
 //! * [`ledger`]: the trust ledger's records and the state derived from both logs.
 //! * [`notes`]: shared notes (an Automerge text per note) and weekly goals' kind codes.
 //! * [`goals`]: weekly goals and their progress, derived from both logs.
@@ -35,6 +36,7 @@ pub mod merkle;
 pub mod notes;
 pub mod payload;
 pub mod proof;
+pub mod record;
 pub mod relay;
 pub mod sync;
 pub mod wire;

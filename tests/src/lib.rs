@@ -10,6 +10,7 @@
 //! `cargo test --workspace` builds them.
 
 pub mod evil;
+pub mod growth;
 pub mod load;
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::io::{BufRead, BufReader};

@@ -301,7 +301,7 @@ fn hostile_note_edits_from_the_partner_are_shown_invalid_and_change_nothing() ->
         let mut n = 0u8;
         store.append_own(&writer, payloads, 1_795_000_000_000, || {
             n += 1;
-            [n; 24]
+            Ok([n; 24])
         })?;
     }
     sync_both(&sam, &alex)?;

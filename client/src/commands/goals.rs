@@ -5,43 +5,17 @@ use super::{Ctx, Paired};
 use crate::output::Output;
 use crate::timefmt;
 use anyhow::{anyhow, bail, Result};
-use candor_shared::entry::{Class, Entry};
+use candor_shared::entry::Class;
 use candor_shared::goals::{
-    self, Goal, GoalAdded, GoalEntry, GoalRecord, GoalStatus, GoalUpdate, Goals, GENTLE_LIMIT,
+    Goal, GoalAdded, GoalRecord, GoalStatus, GoalUpdate, Goals, GENTLE_LIMIT,
 };
 use candor_shared::ledger::{iso_week, IsoWeek};
 use candor_shared::{DeviceKey, EntryHash};
 use serde_json::{json, Value};
 
-/// Every goal record of both logs, decrypted.
-fn goal_entries(ctx: &Ctx, paired: &Paired) -> Result<Vec<GoalEntry>> {
-    let mut out = Vec::new();
-    let me = paired.identity.secrets.device_key();
-    for author in std::iter::once(me).chain(paired.config.partner.map(|p| p.device)) {
-        for item in ctx.store.log_entries(&author, 0) {
-            let (seq, bytes) = item?;
-            let entry = Entry::from_bytes(&bytes)?;
-            // Private journal entries open only under their author's journal key.
-            let Some(payload) = entry.open_readable(&paired.key)? else {
-                continue;
-            };
-            if let Ok(Some(record)) = GoalRecord::from_payload(&payload) {
-                out.push(GoalEntry {
-                    id: entry.hash,
-                    author,
-                    seq,
-                    time_ms: entry.header.time_ms,
-                    record,
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Both partners' goals, now.
 pub fn current(ctx: &Ctx, paired: &Paired) -> Result<Goals> {
-    Ok(goals::derive(&goal_entries(ctx, paired)?))
+    ctx.reader(paired)?.goals()
 }
 
 fn who(paired: &Paired, author: &DeviceKey) -> &'static str {

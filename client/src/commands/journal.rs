@@ -45,16 +45,18 @@ pub fn input_text(ctx: &Ctx, text: &[String], file: Option<&Path>) -> Result<Str
 }
 
 /// Journal records this device's own log holds (backed up entries), opened with the journal
-/// key. Entries that open under the space key are not journal entries.
+/// key.
 fn from_own_log(ctx: &Ctx, paired: &Paired, key: &JournalKey) -> Result<Vec<JournalRecord>> {
     let me = paired.identity.secrets.device_key();
     let mut out = Vec::new();
-    for item in ctx.store.log_entries(&me, 0) {
-        let (seq, bytes) = item?;
-        let entry = Entry::from_bytes(&bytes).with_context(|| format!("own entry {seq}"))?;
-        if entry.open_readable(&paired.key)?.is_some() {
+    // The read model's journal index names the own entries that do not open under the space key.
+    ctx.reader(paired)?; // brings the journal index up to date
+    for seq in ctx.store.private_own_seqs()? {
+        let Some(item) = ctx.store.log_entries(&me, seq).next() else {
             continue;
-        }
+        };
+        let (_, bytes) = item?;
+        let entry = Entry::from_bytes(&bytes).with_context(|| format!("own entry {seq}"))?;
         if let Some(payload) = open_journal_entry(&entry, key) {
             if let Some(record) = JournalRecord::from_payload(&payload)? {
                 out.push(record);
@@ -111,10 +113,6 @@ pub fn upload_pending(ctx: &Ctx) -> Result<usize> {
     if pending.is_empty() {
         return Ok(0);
     }
-    let nonces: Vec<[u8; 24]> = (0..pending.len())
-        .map(|_| random())
-        .collect::<Result<_>>()?;
-    let mut nonces = nonces.into_iter();
     let items = pending
         .iter()
         .map(|s| {
@@ -126,11 +124,7 @@ pub fn upload_pending(ctx: &Ctx) -> Result<usize> {
             )
         })
         .collect();
-    let entries =
-        ctx.store
-            .append_own_sealed(&paired.writer(), items, timefmt::now_ms(), || {
-                nonces.next().unwrap_or([0; 24])
-            })?;
+    let entries = ctx.writer(&paired).write_sealed(items)?;
     // A crash here uploads the same records again next time; they fold into one by their id.
     for (stored, entry) in pending.into_iter().zip(&entries) {
         ctx.store.put_journal(&StoredJournal {
@@ -138,7 +132,6 @@ pub fn upload_pending(ctx: &Ctx) -> Result<usize> {
             backed_up: Some(entry.hash),
         })?;
     }
-    ctx.wrote();
     Ok(entries.len())
 }
 

@@ -9,61 +9,19 @@ use super::{Ctx, Paired};
 use crate::output::Output;
 use crate::timefmt;
 use anyhow::{anyhow, bail, Result};
-use candor_shared::entry::{Class, Entry};
+use candor_shared::entry::Class;
 use candor_shared::ledger::{
-    self, iso_week, AgreementProposed, AgreementState, Confirmation, HistoryItem, Ledger,
-    LedgerEntry, Left, Plan, PromiseMade, PromiseRenegotiated, PromiseStatus, Record, Reference,
-    SupportNeed, SupportReply, SupportRequest,
+    iso_week, AgreementProposed, AgreementState, Confirmation, HistoryItem, Ledger, Left, Plan,
+    PromiseMade, PromiseRenegotiated, PromiseStatus, Record, Reference, SupportNeed, SupportReply,
+    SupportRequest,
 };
-use candor_shared::notes;
-use candor_shared::payload::{kind, text_kind_name, Content, Payload, TextContent};
+use candor_shared::payload::{kind, Payload, TextContent};
 use candor_shared::{DeviceKey, EntryHash};
 use serde_json::{json, Value};
 
-/// Every entry of both logs, decrypted, as the derivation takes them.
-pub fn ledger_entries(ctx: &Ctx, paired: &Paired) -> Result<Vec<LedgerEntry>> {
-    let mut out = Vec::new();
-    let me = paired.identity.secrets.device_key();
-    let authors = std::iter::once(me).chain(paired.config.partner.map(|p| p.device));
-    for author in authors {
-        for item in ctx.store.log_entries(&author, 0) {
-            let (seq, bytes) = item?;
-            let entry = Entry::from_bytes(&bytes)?;
-            // Private entries (journal backups) are not ledger records.
-            let Some(payload) = entry.open_readable(&paired.key)? else {
-                continue;
-            };
-            let record = Record::from_payload(&payload).ok().flatten();
-            let kind = match (&record, payload.content()) {
-                (Some(record), _) => record.kind_name().to_string(),
-                (None, Ok(Content::Text { kind, .. })) => {
-                    text_kind_name(kind).unwrap_or("note").to_string()
-                }
-                (None, Ok(Content::Hello(_) | Content::Checkpoint(_))) => continue,
-                (None, Ok(Content::Unknown { kind })) if notes::kind_name(kind).is_some() => {
-                    notes::kind_name(kind).unwrap_or_default().to_string()
-                }
-                _ => "unknown kind".to_string(),
-            };
-            out.push(LedgerEntry {
-                id: entry.hash,
-                author,
-                seq,
-                time_ms: entry.header.time_ms,
-                kind,
-                record,
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// The derived ledger, now.
 pub fn current(ctx: &Ctx, paired: &Paired) -> Result<Ledger> {
-    Ok(ledger::derive(
-        &ledger_entries(ctx, paired)?,
-        timefmt::now_ms(),
-    ))
+    ctx.reader(paired)?.ledger(timefmt::now_ms())
 }
 
 fn who(paired: &Paired, author: &DeviceKey) -> &'static str {

@@ -1,221 +1,24 @@
 //! `candor log add | correct | list | import`: the transparency log.
 
-use super::{random, Ctx, Paired};
+use super::{Ctx, Paired};
 use crate::output::Output;
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor_shared::entry::{Class, Entry};
-use candor_shared::goals::GoalRecord;
-use candor_shared::ledger::Record as LedgerRecord;
-use candor_shared::payload::{text_kind_code, text_kind_name, Content, Payload, TextContent};
+use candor_shared::payload::{text_kind_code, Payload, TextContent};
 use candor_shared::{DeviceKey, EntryHash};
-use serde::Serialize;
 
-/// One entry as `log list` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Record {
-    /// Hex entry hash.
-    pub id: String,
-    /// "me" or "partner".
-    pub author: &'static str,
-    /// The author's chosen name.
-    pub author_name: String,
-    /// Position in the author's log.
-    pub seq: u64,
-    /// checkin, disclosure, plan, note, or "unknown kind" for kinds this version does not know.
-    pub kind: String,
-    /// The text (empty for unknown kinds).
-    pub text: String,
-    /// The author's time of writing, RFC 3339.
-    pub time: String,
-    /// The id of the entry this one corrects.
-    pub replaces: Option<String>,
-    /// For imported records, their original time.
-    pub original_time: Option<String>,
-    /// For check-ins: the expected arrival time.
-    pub eta: Option<String>,
-    /// For ledger records about another entry (a kept promise, an acknowledgement…): its id.
-    pub refers_to: Option<String>,
-    /// For your own entries: whether your partner's device has verified it (from their signed
-    /// view of your log); null for your partner's entries.
-    pub seen_by_partner: Option<bool>,
-    /// Ids of later entries that correct this one.
-    pub corrected_by: Vec<String>,
-    #[serde(skip)]
-    pub(crate) time_ms: u64,
-}
+/// One entry as `log list` shows it (the application core's timeline entry).
+pub use crate::app::TimelineEntry as Record;
 
 /// The partner's name, from their introduction entry, if received.
 pub fn partner_name(ctx: &Ctx, paired: &Paired) -> Result<Option<String>> {
-    let Some(partner) = paired.config.partner else {
-        return Ok(None);
-    };
-    let Some(first) = ctx.store.log_entries(&partner.device, 0).next() else {
-        return Ok(None);
-    };
-    let (_, bytes) = first?;
-    let entry = Entry::from_bytes(&bytes)?;
-    Ok(
-        match entry.open_readable(&paired.key)?.map(|p| p.content()) {
-            Some(Ok(Content::Hello(hello))) => Some(hello.name),
-            _ => None,
-        },
-    )
-}
-
-fn records_of(
-    ctx: &Ctx,
-    paired: &Paired,
-    author: &DeviceKey,
-    who: &'static str,
-    name: &str,
-    seen_by_partner: Option<u64>,
-    out: &mut Vec<Record>,
-) -> Result<()> {
-    for item in ctx.store.log_entries(author, 0) {
-        let (seq, bytes) = item?;
-        let entry =
-            Entry::from_bytes(&bytes).with_context(|| format!("stored entry {seq} of {who}"))?;
-        // Private entries (e.g. backed-up journal entries) are readable only by their author,
-        // through `candor journal`; they stay in the log, verified and counted.
-        let Some(payload) = entry.open_readable(&paired.key)? else {
-            continue;
-        };
-        let mut record = Record {
-            id: entry.hash.to_hex(),
-            author: who,
-            author_name: name.to_string(),
-            seq,
-            kind: String::new(),
-            text: String::new(),
-            time: timefmt::rfc3339(entry.header.time_ms),
-            replaces: None,
-            original_time: None,
-            eta: None,
-            refers_to: None,
-            seen_by_partner: seen_by_partner.map(|count| seq < count),
-            corrected_by: Vec::new(),
-            time_ms: entry.header.time_ms,
-        };
-        if let Some(ledger_record) = LedgerRecord::from_payload(&payload).ok().flatten() {
-            record.kind = ledger_record.kind_name().to_string();
-            record.text = ledger_record.describe();
-            record.refers_to = ledger_target(&ledger_record).map(|h| h.to_hex());
-            out.push(record);
-            continue;
-        }
-        if let Some(kind) = candor_shared::notes::kind_name(payload.kind) {
-            record.kind = kind.to_string();
-            if let Ok(Some(edit)) = candor_shared::notes::NoteEdit::from_payload(&payload) {
-                record.text = format!("edited the shared note {:?}", edit.name);
-                if edit.parts > 1 {
-                    record.text += &format!(" (part {} of {})", edit.part + 1, edit.parts);
-                }
-            } else if let Ok(Some(goal)) = GoalRecord::from_payload(&payload) {
-                record.text = goal.describe();
-                if let GoalRecord::Progress(u) | GoalRecord::Done(u) | GoalRecord::Dropped(u) =
-                    &goal
-                {
-                    record.refers_to = Some(u.goal.to_hex());
-                }
-            }
-            out.push(record);
-            continue;
-        }
-        match payload.content() {
-            Ok(Content::Hello(_) | Content::Checkpoint(_)) => continue,
-            Ok(Content::Text { kind, text }) => {
-                record.kind = text_kind_name(kind).unwrap_or("note").to_string();
-                record.text = text.text;
-                record.replaces = text.replaces.map(|h| h.to_hex());
-                record.original_time = text.original_time_ms.map(timefmt::rfc3339);
-                record.eta = text.eta;
-            }
-            Ok(Content::Unknown { .. }) | Err(_) => record.kind = "unknown kind".to_string(),
-        }
-        out.push(record);
-    }
-    Ok(())
-}
-
-/// The entry a ledger record refers to, if any.
-fn ledger_target(record: &LedgerRecord) -> Option<EntryHash> {
-    match record {
-        LedgerRecord::PromiseKept(r)
-        | LedgerRecord::PromiseMissed(r)
-        | LedgerRecord::StatusConfirmed(r)
-        | LedgerRecord::StatusDisputed(r)
-        | LedgerRecord::Ack(r)
-        | LedgerRecord::AgreementAccepted(r)
-        | LedgerRecord::AgreementDeclined(r)
-        | LedgerRecord::AgreementEnded(r) => Some(r.target),
-        LedgerRecord::PromiseRenegotiated(r) => Some(r.promise),
-        LedgerRecord::SupportReply(r) => Some(r.request),
-        _ => None,
-    }
-}
-
-/// How many of this device's entries the partner has verified, by their latest signed view.
-fn partner_has_seen(ctx: &Ctx, partner: &DeviceKey) -> Result<u64> {
-    let mut seen = 0;
-    for item in ctx.store.log_entries(partner, 0) {
-        let (_, bytes) = item?;
-        if let Ok(entry) = Entry::from_bytes(&bytes) {
-            seen = seen.max(entry.header.partner_seen.count);
-        }
-    }
-    Ok(seen)
+    ctx.reader(paired)?.partner_name()
 }
 
 /// Both logs' user-visible entries, oldest first, with corrections linked.
 pub fn records(ctx: &Ctx, paired: &Paired) -> Result<Vec<Record>> {
-    let mut all = Vec::new();
-    let me = paired.identity.secrets.device_key();
-    let seen = match paired.config.partner {
-        Some(partner) => Some(partner_has_seen(ctx, &partner.device)?),
-        None => Some(0),
-    };
-    records_of(
-        ctx,
-        paired,
-        &me,
-        "me",
-        &paired.identity.name,
-        seen,
-        &mut all,
-    )?;
-    if let Some(partner) = paired.config.partner {
-        let name = partner_name(ctx, paired)?.unwrap_or_else(|| "partner".into());
-        records_of(
-            ctx,
-            paired,
-            &partner.device,
-            "partner",
-            &name,
-            None,
-            &mut all,
-        )?;
-    }
-    all.sort_by(|a, b| (a.time_ms, a.author, a.seq).cmp(&(b.time_ms, b.author, b.seq)));
-    // Only an author can correct their own entry: a "correction" naming the other partner's
-    // entry is shown as written but not linked to it.
-    let corrections: Vec<(String, &'static str, String)> = all
-        .iter()
-        .filter_map(|r| {
-            r.replaces
-                .clone()
-                .map(|orig| (orig, r.author, r.id.clone()))
-        })
-        .collect();
-    for (original, author, correction) in corrections {
-        if let Some(record) = all
-            .iter_mut()
-            .find(|r| r.id == original && r.author == author)
-        {
-            record.corrected_by.push(correction);
-        }
-    }
-    Ok(all)
+    ctx.reader(paired)?.timeline(None)
 }
 
 /// Seals and stores entries in this device's log, then wakes a running watcher to push them.
@@ -224,23 +27,7 @@ pub(super) fn write_payloads(
     paired: &Paired,
     payloads: Vec<(Class, Payload)>,
 ) -> Result<Vec<Entry>> {
-    if let Some(at) = ctx.store.left_at()? {
-        bail!(
-            "you left this space on {}; nothing more is written to it (your copy stays readable)",
-            timefmt::short(at)
-        );
-    }
-    let nonces: Vec<[u8; 24]> = (0..payloads.len())
-        .map(|_| random())
-        .collect::<Result<_>>()?;
-    let mut nonces = nonces.into_iter();
-    let entries = ctx
-        .store
-        .append_own(&paired.writer(), payloads, timefmt::now_ms(), || {
-            nonces.next().unwrap_or([0; 24])
-        })?;
-    ctx.wrote();
-    Ok(entries)
+    ctx.writer(paired).write(payloads)
 }
 
 fn write_own(ctx: &Ctx, paired: &Paired, payloads: Vec<Payload>) -> Result<Vec<Entry>> {
@@ -327,15 +114,12 @@ pub fn correct(ctx: &Ctx, id: &str, text: &str, out: &mut Output) -> Result<()> 
     if author != me {
         bail!("you can only correct your own entries; this one is your partner's");
     }
-    let original = records(ctx, &paired)?
-        .into_iter()
-        .find(|r| r.id == hash.to_hex())
-        .ok_or_else(|| {
-            anyhow!(
-                "entry {} is not a text entry and cannot be corrected",
-                hash.short()
-            )
-        })?;
+    let original = ctx.reader(&paired)?.entry(&hash)?.ok_or_else(|| {
+        anyhow!(
+            "entry {} is not a text entry and cannot be corrected",
+            hash.short()
+        )
+    })?;
     if original.kind == "unknown kind" {
         bail!(
             "entry {} is of a kind this version cannot correct",
@@ -356,11 +140,7 @@ pub fn correct(ctx: &Ctx, id: &str, text: &str, out: &mut Output) -> Result<()> 
 /// `candor log list`.
 pub fn list(ctx: &Ctx, json: bool, limit: Option<usize>, out: &mut Output) -> Result<()> {
     let paired = ctx.paired()?;
-    let mut all = records(ctx, &paired)?;
-    if let Some(limit) = limit {
-        let skip = all.len().saturating_sub(limit);
-        all.drain(..skip);
-    }
+    let all = ctx.reader(&paired)?.timeline(limit)?;
     if json {
         out.line(serde_json::to_string_pretty(&all)?);
         return Ok(());
@@ -517,10 +297,13 @@ mod tests {
             "{\"text\":\"a\",\"kind\":\"checkin\",\"time\":\"2024-05-01T08:30:00Z\"}\n{\"text\":\"b\"}\n",
         )
         .unwrap();
-        let Ok(Content::Text { kind, text }) = jsonl[0].content() else {
+        let Ok(candor_shared::payload::Content::Text { kind, text }) = jsonl[0].content() else {
             panic!()
         };
-        assert_eq!(text_kind_name(kind), Some("checkin"));
+        assert_eq!(
+            candor_shared::payload::text_kind_name(kind),
+            Some("checkin")
+        );
         assert_eq!(text.original_time_ms, Some(1_714_552_200_000));
         assert!(parse_import("{\"text\":\"a\",\"kind\":\"diary\"}").is_err());
         assert!(parse_import("{\"nope\":1}").is_err());

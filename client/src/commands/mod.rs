@@ -20,14 +20,14 @@ use crate::cli::{
 };
 use crate::home::{Home, Identity};
 use crate::output::Output;
-use crate::store::{SpaceConfig, Store};
+use crate::store::Store;
 use anyhow::{anyhow, Context as _, Result};
-use candor_shared::keys::SpaceKey;
 use ledger::{AgreementAction, PromiseStatusChange};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+pub use crate::app::{Paired, Reader, Writer};
 pub use space::{create_space, join_space};
 
 /// What a command runs against.
@@ -50,19 +50,6 @@ pub struct Ctx {
     pub interactive: bool,
 }
 
-/// A paired device: identity, space configuration and key.
-#[derive(Clone)]
-pub struct Paired {
-    /// This device.
-    pub identity: Identity,
-    /// The space.
-    pub config: SpaceConfig,
-    /// The space key.
-    pub key: SpaceKey,
-    /// The invite secret, kept by the creating device to check the joiner's proof.
-    pub invite_secret: Option<candor_shared::invite::InviteSecret>,
-}
-
 impl Ctx {
     /// This device's identity.
     pub fn identity(&self) -> Result<Identity> {
@@ -79,50 +66,28 @@ impl Ctx {
         self.cwd.join(path)
     }
 
+    /// The reader of this device's views; rebuilds the read model first if it is missing or
+    /// old (with a progress bar on a terminal).
+    pub fn reader<'a>(&'a self, paired: &'a Paired) -> Result<Reader<'a>> {
+        let bar = crate::progress::bar(self.interactive, 0, "indexing entries for reading");
+        let reader = Reader::open(&self.store, paired, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })?;
+        bar.finish_and_clear();
+        Ok(reader)
+    }
+
+    /// The writer of this device's entries (waking a running `sync --watch` after writes).
+    pub fn writer<'a>(&'a self, paired: &'a Paired) -> Writer<'a> {
+        Writer::new(&self.store, paired, self.watch.as_deref())
+    }
+
     /// Tells a running `sync --watch` that local entries were written.
     pub fn wrote(&self) {
         if let Some(watch) = &self.watch {
             watch.notify_one();
         }
-    }
-}
-
-impl Paired {
-    /// What sealing this device's next entries needs: its keys, the space, and the partner
-    /// whose verified head each entry records.
-    pub fn writer(&self) -> crate::store::LogWriter<'_> {
-        crate::store::LogWriter {
-            author: &self.identity.secrets,
-            space: &self.config.space,
-            key: &self.key,
-            partner: self.config.partner.as_ref().map(|p| &p.device),
-        }
-    }
-
-    /// Loads identity, space configuration and key; a clear error if not paired yet.
-    pub fn load(home: &Home, store: &Store) -> Result<Paired> {
-        let identity = home.identity()?;
-        let config = store.space_config()?.ok_or_else(|| {
-            anyhow!(
-                "this device is not in a space yet: run `candor space create` (first partner) \
-                 or `candor space join INVITE` (second partner)"
-            )
-        })?;
-        let secrets = home.space_key()?.ok_or_else(|| {
-            anyhow!(
-                "the space key file is missing from {}",
-                home.root().display()
-            )
-        })?;
-        if secrets.space != config.space {
-            return Err(anyhow!("the space key file belongs to another space"));
-        }
-        Ok(Paired {
-            identity,
-            config,
-            key: secrets.key,
-            invite_secret: secrets.invite_secret,
-        })
     }
 }
 

@@ -40,20 +40,23 @@ fn authors(paired: &Paired) -> Vec<DeviceKey> {
         .collect()
 }
 
-/// The note-edit records of `author`'s log from `from_seq`, decrypted; and the log's length.
+/// The note-edit records of `author`'s log from `from_seq`, decrypted (found through the read
+/// model's notes index, so no other entry is read); and the log's length.
 fn note_inputs(
     ctx: &Ctx,
     paired: &Paired,
     author: &DeviceKey,
     from_seq: u64,
 ) -> Result<(Vec<NoteInput>, u64)> {
+    ctx.reader(paired)?; // brings the notes index up to date
     let mut inputs = Vec::new();
-    let mut end = from_seq;
-    for item in ctx.store.log_entries(author, from_seq) {
-        let (seq, bytes) = item?;
-        end = seq + 1;
+    let end = ctx.store.head(author)?.count.max(from_seq);
+    for seq in ctx.store.note_edit_seqs(author, from_seq)? {
+        let Some(item) = ctx.store.log_entries(author, seq).next() else {
+            continue;
+        };
+        let (_, bytes) = item?;
         let entry = Entry::from_bytes(&bytes)?;
-        // Private journal entries open only under their author's journal key.
         let Some(payload) = entry.open_readable(&paired.key)? else {
             continue;
         };

@@ -48,7 +48,7 @@ fn write_hello(
         },
         vec![(Class::Control, hello)],
         crate::timefmt::now_ms(),
-        || nonce,
+        || Ok(nonce),
     )?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use super::records::Record;
 use super::week::{iso_week, IsoWeek};
 use crate::{DeviceKey, EntryHash};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// One verified entry of either log, as the derivation sees it.
@@ -170,7 +170,7 @@ pub struct Invalid {
 }
 
 /// One ISO week of the summary.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeekSummary {
     /// Entries written that week, by kind.
     pub entries_by_kind: BTreeMap<String, u64>,
@@ -221,13 +221,62 @@ fn item(e: &LedgerEntry, invalid: Option<String>) -> HistoryItem {
 
 /// Derives the ledger from all entries of both logs. `now_ms` decides which agreements are due
 /// for review. The result does not depend on the order of `entries`.
+///
+/// This is [`count_entry`] folded over every entry plus [`derive_records`] over the ledger
+/// records among them: the client's read model keeps the first as running counters and the
+/// records as rows, and calls [`derive_records`] itself, so both paths apply the same rules.
 pub fn derive(entries: &[LedgerEntry], now_ms: u64) -> Ledger {
-    // Each author's records in their own log order: the only order that is authoritative.
     let mut sorted: Vec<&LedgerEntry> = entries.iter().collect();
     sorted.sort_by_key(|e| (e.author, e.seq, e.id));
     sorted.dedup_by_key(|e| e.id); // the same record delivered twice counts once
+    let mut weeks = BTreeMap::new();
+    for e in &sorted {
+        count_entry(&mut weeks, e);
+    }
+    let authors: HashMap<EntryHash, DeviceKey> = sorted.iter().map(|e| (e.id, e.author)).collect();
+    let records: Vec<LedgerEntry> = sorted
+        .into_iter()
+        .filter(|e| e.record.is_some())
+        .cloned()
+        .collect();
+    derive_records(&records, |id| authors.get(id).copied(), weeks, now_ms)
+}
+
+/// Counts one entry into the weekly summary: the part of the summary every entry adds to, by
+/// itself (entries by kind, check-ins, promises made, support requests). Counting an entry
+/// twice counts it twice: callers count each stored entry once.
+pub fn count_entry(weeks: &mut BTreeMap<IsoWeek, WeekSummary>, e: &LedgerEntry) {
+    let week = weeks.entry(iso_week(e.time_ms)).or_default();
+    *week.entries_by_kind.entry(e.kind.clone()).or_insert(0) += 1;
+    match &e.record {
+        Some(Record::PromiseMade(_)) => week.promises_made += 1,
+        Some(Record::SupportRequest(_)) => week.support_requests += 1,
+        _ => {}
+    }
+    if e.kind == "checkin" {
+        week.checkins += 1;
+    }
+}
+
+/// Derives the ledger from the ledger records of both logs (entries whose `record` is `None`
+/// are ignored), with `weeks` already holding [`count_entry`] of every entry and `author_of`
+/// naming the author of any visible entry (what an acknowledgement may refer to). The result
+/// does not depend on the order of `records`.
+pub fn derive_records(
+    records: &[LedgerEntry],
+    author_of: impl Fn(&EntryHash) -> Option<DeviceKey>,
+    weeks: BTreeMap<IsoWeek, WeekSummary>,
+    now_ms: u64,
+) -> Ledger {
+    // Each author's records in their own log order: the only order that is authoritative.
+    let mut sorted: Vec<&LedgerEntry> = records.iter().filter(|e| e.record.is_some()).collect();
+    sorted.sort_by_key(|e| (e.author, e.seq, e.id));
+    sorted.dedup_by_key(|e| e.id); // the same record delivered twice counts once
     let by_id: HashMap<EntryHash, &LedgerEntry> = sorted.iter().map(|e| (e.id, *e)).collect();
-    let mut ledger = Ledger::default();
+    let mut ledger = Ledger {
+        weeks,
+        ..Ledger::default()
+    };
     let invalid = |ledger: &mut Ledger, e: &LedgerEntry, reason: &str| -> HistoryItem {
         ledger.invalid.push(Invalid {
             id: e.id,
@@ -423,8 +472,8 @@ pub fn derive(entries: &[LedgerEntry], now_ms: u64) -> Ledger {
                 }
                 request.replies.push(item(e, None));
             }
-            Some(Record::Ack(r)) => match by_id.get(&r.target) {
-                Some(target) if target.author != e.author => {
+            Some(Record::Ack(r)) => match author_of(&r.target) {
+                Some(author) if author != e.author => {
                     ledger.acks.push((r.target, item(e, None)));
                 }
                 Some(_) => {
@@ -471,19 +520,7 @@ pub fn derive(entries: &[LedgerEntry], now_ms: u64) -> Ledger {
         promise.history.sort_by_key(|h| (h.time_ms, h.author, h.id));
     }
 
-    // The weekly summary.
-    for e in &sorted {
-        let week = ledger.weeks.entry(iso_week(e.time_ms)).or_default();
-        *week.entries_by_kind.entry(e.kind.clone()).or_insert(0) += 1;
-        match &e.record {
-            Some(Record::PromiseMade(_)) => week.promises_made += 1,
-            Some(Record::SupportRequest(_)) => week.support_requests += 1,
-            _ => {}
-        }
-        if e.kind == "checkin" {
-            week.checkins += 1;
-        }
-    }
+    // The weekly summary's parts that depend on what records did.
     for promise in promises.values() {
         for h in promise.history.iter().filter(|h| h.invalid.is_none()) {
             let week = ledger.weeks.entry(iso_week(h.time_ms)).or_default();

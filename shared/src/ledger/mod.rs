@@ -13,8 +13,8 @@ mod records;
 mod week;
 
 pub use derive::{
-    derive, Agreement, AgreementState, Confirmation, HistoryItem, Invalid, Ledger, LedgerEntry,
-    PlanView, Promise, PromiseStatus, Support, WeekSummary,
+    count_entry, derive, derive_records, Agreement, AgreementState, Confirmation, HistoryItem,
+    Invalid, Ledger, LedgerEntry, PlanView, Promise, PromiseStatus, Support, WeekSummary,
 };
 pub use records::{
     code, AgreementProposed, Left, Plan, PromiseMade, PromiseRenegotiated, Record, Reference,

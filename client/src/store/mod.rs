@@ -49,6 +49,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
+mod read_model;
+
+pub use read_model::{TimelineRow, READ_MODEL_VERSION};
+
 /// Errors of the local store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,7 +94,7 @@ pub enum StoreError {
 }
 
 /// Trees whose every value is sealed under the storage key (see the module documentation).
-pub const SEALED_TREES: [&str; 5] = ["meta", "local", "evidence", "journal", "notes"];
+pub const SEALED_TREES: [&str; 6] = ["meta", "local", "evidence", "journal", "notes", "view"];
 /// Trees holding entries in wire form (encrypted under the space or journal key already).
 pub const ENTRY_TREES: [&str; 2] = ["log", "ids"];
 const META_SEALED: &[u8] = b"sealed_at_rest";
@@ -99,7 +103,9 @@ const META_JOURNAL_BACKUP: &[u8] = b"journal_backup";
 /// old device after the export) are adopted at the next sync, until this device writes its own.
 const META_ADOPT_OWN: &[u8] = b"adopt_own";
 
-fn nonce() -> Result<[u8; 24], StoreError> {
+/// A nonce from the OS random number generator: what every write path passes as its nonce
+/// source outside tests (an error there seals nothing).
+pub fn os_nonce() -> Result<[u8; 24], StoreError> {
     let mut bytes = [0u8; 24];
     getrandom::getrandom(&mut bytes).map_err(|_| StoreError::Random)?;
     Ok(bytes)
@@ -125,7 +131,7 @@ pub struct SealedTree {
 impl SealedTree {
     /// Seals a value for `key` in this tree.
     pub fn seal(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
-        Ok(self.key.seal(&label(self.name, key), value, nonce()?))
+        Ok(self.key.seal(&label(self.name, key), value, os_nonce()?))
     }
 
     fn open(&self, key: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
@@ -230,6 +236,8 @@ pub struct Store {
     journal: SealedTree,
     merkle: sled::Tree,
     notes: SealedTree,
+    /// The read model (see [`read_model`]).
+    view: SealedTree,
     writes: Mutex<()>,
     on_applied: Mutex<Option<AppliedHook>>,
     /// Group commit: tickets handed out by [`Store::flush`], and the highest one made durable.
@@ -320,6 +328,7 @@ impl Store {
             journal: sealed("journal")?,
             merkle: db.open_tree("merkle")?,
             notes: sealed("notes")?,
+            view: sealed("view")?,
             writes: Mutex::new(()),
             flush_tickets: AtomicU64::new(0),
             flushed: Mutex::new(0),
@@ -327,6 +336,10 @@ impl Store {
             db,
         };
         store.seal_legacy_values()?;
+        // A new store's read model is the empty one, current from the first entry on.
+        if store.log.is_empty() && store.view.tree.is_empty() {
+            store.view.insert(b"v", &READ_MODEL_VERSION.to_be_bytes())?;
+        }
         Ok(store)
     }
 
@@ -404,6 +417,8 @@ impl Store {
         if !self.is_empty()? {
             return Err(StoreError::NotEmpty);
         }
+        // The restored logs are not in the read model: it is rebuilt at the first read.
+        self.view.tree.clear()?;
         let mut done = 0u64;
         for dump in trees {
             let raw = match dump.name.as_str() {
@@ -767,9 +782,25 @@ impl Store {
         Ok(found)
     }
 
-    /// Inserts entries (log and id index) in one transaction: all or none.
-    fn insert_entries(&self, entries: &[Entry]) -> Result<(), StoreError> {
+    /// Inserts entries (log, id index and what they add to the read model) in one
+    /// transaction: all or none. `payloads` holds each entry's content if it opens under the
+    /// space key (`None`: private); `me` is this device. Called under the write lock.
+    fn insert_entries(
+        &self,
+        me: &DeviceKey,
+        entries: &[Entry],
+        payloads: &[Option<Payload>],
+    ) -> Result<(), StoreError> {
         use sled::Transactional;
+        let view_rows = if self.read_model_current()? {
+            let mut batch = read_model::Batch::new(self, *me);
+            for (entry, payload) in entries.iter().zip(payloads) {
+                batch.add(entry, payload.as_ref())?;
+            }
+            batch.finish()?
+        } else {
+            Vec::new()
+        };
         let rows: Vec<([u8; 40], Vec<u8>, EntryHash)> = entries
             .iter()
             .map(|e| {
@@ -780,11 +811,14 @@ impl Store {
                 )
             })
             .collect();
-        (&self.log, &self.ids)
-            .transaction(|(log, ids)| {
+        (&self.log, &self.ids, &self.view.tree)
+            .transaction(|(log, ids, view)| {
                 for (key, bytes, hash) in &rows {
                     log.insert(&key[..], bytes.as_slice())?;
                     ids.insert(&hash.0[..], &key[..])?;
+                }
+                for row in &view_rows {
+                    view.insert(row.key.as_slice(), row.sealed.as_slice())?;
                 }
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
@@ -797,7 +831,7 @@ impl Store {
         writer: &LogWriter<'_>,
         items: Vec<(Class, Payload)>,
         now_ms: u64,
-        nonce: impl FnMut() -> [u8; 24],
+        nonce: impl FnMut() -> Result<[u8; 24], StoreError>,
     ) -> Result<Vec<Entry>, StoreError> {
         let key = writer.key;
         self.append_own_sealed(
@@ -818,7 +852,7 @@ impl Store {
         writer: &LogWriter<'_>,
         countersign: bool,
         now_ms: u64,
-        nonce: impl FnMut() -> [u8; 24],
+        nonce: impl FnMut() -> Result<[u8; 24], StoreError>,
     ) -> Result<Entry, StoreError> {
         let me = writer.author.device_key();
         let key = writer.key;
@@ -851,7 +885,7 @@ impl Store {
         writer: &LogWriter<'_>,
         items: Vec<(Class, Payload, EntryKeyFn<'_>)>,
         now_ms: u64,
-        nonce: impl FnMut() -> [u8; 24],
+        nonce: impl FnMut() -> Result<[u8; 24], StoreError>,
     ) -> Result<Vec<Entry>, StoreError> {
         self.append_own_with(writer, |_| Ok(items), now_ms, nonce)
     }
@@ -862,7 +896,7 @@ impl Store {
         writer: &LogWriter<'_>,
         items: impl FnOnce(&Self) -> Result<Vec<(Class, Payload, EntryKeyFn<'k>)>, StoreError>,
         now_ms: u64,
-        mut nonce: impl FnMut() -> [u8; 24],
+        mut nonce: impl FnMut() -> Result<[u8; 24], StoreError>,
     ) -> Result<Vec<Entry>, StoreError> {
         let LogWriter {
             author,
@@ -911,15 +945,19 @@ impl Store {
                 prev: head.hash,
                 time_ms,
                 partner_seen,
-                nonce: nonce(),
+                nonce: nonce()?,
             };
             let entry_key = entry_key(&draft.nonce);
             let entry = Entry::seal_with(draft, &payload, &entry_key, author)?;
             head = head.advanced(entry.hash);
             written.push(entry);
         }
+        let payloads = written
+            .iter()
+            .map(|e| e.open_readable(writer.key))
+            .collect::<Result<Vec<_>, _>>()?;
         // One transaction for the whole batch (e.g. an import): a crash keeps all or none.
-        self.insert_entries(&written)?;
+        self.insert_entries(&me, &written, &payloads)?;
         // Flush outside the write lock, so that concurrent writers share one flush.
         drop(guard);
         self.flush()?;
@@ -969,7 +1007,7 @@ impl Store {
                     let (author, seq) = (entry.header.author, entry.header.seq);
                     check_checkpoint(&author, seq, payload, || self.log_root(&author, seq))??;
                 }
-                self.insert_entries(std::slice::from_ref(&entry))?;
+                self.insert_entries(&keys.me, std::slice::from_ref(&entry), &[payload])?;
                 if let Some(hook) = &*self.on_applied.lock().unwrap_or_else(|p| p.into_inner()) {
                     hook();
                 }
@@ -1111,6 +1149,7 @@ impl Store {
         // Heads and hashes as they will be once the accepted entries are stored.
         let mut heads: Vec<(DeviceKey, LogHead)> = Vec::new();
         let mut pending: Vec<Entry> = Vec::new();
+        let mut pending_payloads: Vec<Option<Payload>> = Vec::new();
         let mut refused = None;
         let mut frozen: Vec<(DeviceKey, bool)> = Vec::new();
         for (index, prechecked) in page.into_iter().enumerate() {
@@ -1195,7 +1234,7 @@ impl Store {
             };
             match verdict {
                 Ok(Incoming::AlreadyHeld) => {}
-                Ok(Incoming::New { entry, .. }) => {
+                Ok(Incoming::New { entry, payload }) => {
                     let author = entry.header.author;
                     let base = match heads.iter().position(|(a, _)| *a == author) {
                         Some(at) => at,
@@ -1208,6 +1247,7 @@ impl Store {
                         *head = head.advanced(entry.hash);
                     }
                     pending.push(*entry);
+                    pending_payloads.push(payload);
                 }
                 Err(e) => {
                     refused = Some((index, StoreError::Refused(e)));
@@ -1216,7 +1256,7 @@ impl Store {
             }
         }
         if !pending.is_empty() {
-            self.insert_entries(&pending)?;
+            self.insert_entries(&keys.me, &pending, &pending_payloads)?;
             if let Some(hook) = &*self.on_applied.lock().unwrap_or_else(|p| p.into_inner()) {
                 for _ in &pending {
                     hook();
@@ -1307,7 +1347,7 @@ mod tests {
                     5,
                     || {
                         n += 1;
-                        [n; 24]
+                        Ok([n; 24])
                     },
                 )
                 .unwrap();
@@ -1354,7 +1394,7 @@ mod tests {
                     },
                     vec![note("a")],
                     5,
-                    || [1; 24],
+                    || Ok([1; 24]),
                 )
                 .unwrap();
             // The raw tree holds ciphertext only, bound to its tree and key.
@@ -1437,7 +1477,7 @@ mod tests {
                 1,
                 || {
                     n = n.wrapping_add(1);
-                    [n; 24]
+                    Ok([n; 24])
                 },
             )
             .unwrap();
@@ -1499,7 +1539,7 @@ mod tests {
                                 },
                                 vec![note("concurrent")],
                                 1,
-                                || [t.wrapping_mul(16).wrapping_add(i); 24],
+                                || Ok([t.wrapping_mul(16).wrapping_add(i); 24]),
                             )
                             .unwrap();
                     }
@@ -1552,7 +1592,7 @@ mod tests {
                 },
                 vec![note("x"), note("y")],
                 1,
-                || [0; 24],
+                || Ok([0; 24]),
             )
             .unwrap();
         let keys = LogKeys {
@@ -1612,7 +1652,7 @@ mod tests {
         let mut n = 0u8;
         let mut nonce = || {
             n += 1;
-            [n; 24]
+            Ok([n; 24])
         };
         let notes = other
             .append_own(&writer, vec![note("x"), note("y")], 1, &mut nonce)
