@@ -11,6 +11,7 @@
 
 pub mod evil;
 pub mod load;
+pub mod proxy;
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
