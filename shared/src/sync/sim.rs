@@ -702,3 +702,139 @@ fn a_shortfall_is_rechecked_with_fresh_heads_before_pulling_everything_again() {
     }
     assert!(reset);
 }
+
+fn watch_session(partner: Option<DeviceKey>, cursor: u64) -> SyncSession {
+    SyncSession::new(SessionConfig {
+        space: SPACE,
+        me: DeviceKey([1; 32]),
+        partner,
+        invite: Some(InviteSecret(INVITE)),
+        cursor,
+        adopt_own: false,
+        mode: Mode::Watch,
+        window: DEFAULT_WINDOW,
+    })
+}
+
+#[test]
+fn a_partner_without_a_valid_join_proof_is_refused() {
+    let local = Counts(Vec::new());
+    let now = Instant::now();
+    let mut session = watch_session(None, 0);
+    let Some(Action::Send { id, request }) = session.poll_action(&local, now).unwrap() else {
+        panic!("expected the member list to be asked for first");
+    };
+    assert_eq!(request, Request::Members { space: SPACE });
+    assert_eq!(
+        session.poll_action(&local, now).unwrap(),
+        None,
+        "members go alone"
+    );
+    let stranger = DeviceSecrets::from_seeds([7; 32], [8; 32]).public();
+    let members = vec![MemberCard {
+        public: stranger,
+        proof: [0; 32],
+    }];
+    assert_eq!(
+        session.handle_response(id, Response::MemberList { members }, &local),
+        Err(SessionError::UnprovenMember(stranger.device.short()))
+    );
+    // With the proof only the invite's holder can make, the partner is accepted and persisted.
+    let mut session = watch_session(None, 0);
+    let Some(Action::Send { id, .. }) = session.poll_action(&local, now).unwrap() else {
+        panic!("expected a member list request");
+    };
+    let members = vec![MemberCard {
+        public: stranger,
+        proof: InviteSecret(INVITE).join_proof(&SPACE, &stranger),
+    }];
+    session
+        .handle_response(id, Response::MemberList { members }, &local)
+        .unwrap();
+    assert_eq!(
+        session.poll_action(&local, now).unwrap(),
+        Some(Action::PartnerJoined(stranger))
+    );
+}
+
+#[test]
+fn a_watching_session_checkpoints_once_the_space_is_quiet() {
+    let partner = DeviceKey([2; 32]);
+    let local = Counts(vec![(partner, 1)]);
+    let start = Instant::now();
+    let mut session = watch_session(Some(partner), 0);
+    let Some(Action::Send { id, .. }) = session.poll_action(&local, start).unwrap() else {
+        panic!("expected heads");
+    };
+    let heads = vec![(
+        partner,
+        LogHead {
+            count: 1,
+            hash: EntryHash([9; 32]),
+        },
+    )];
+    session
+        .handle_response(id, Response::HeadList { heads }, &local)
+        .unwrap();
+    let Some(Action::Send { id, request }) = session.poll_action(&local, start).unwrap() else {
+        panic!("expected a pull");
+    };
+    assert!(matches!(request, Request::Pull { after: 0, .. }));
+    let page = vec![crate::wire::PagedEntry {
+        cursor: 1,
+        entry: vec![0; 8],
+    }];
+    let response = Response::Page {
+        entries: page.clone(),
+        more: false,
+    };
+    session.handle_response(id, response, &local).unwrap();
+    assert_eq!(
+        session.poll_action(&local, start).unwrap(),
+        Some(Action::Apply(page.clone()))
+    );
+    let stored = PageOutcome {
+        stored: 1,
+        refused: None,
+    };
+    assert_eq!(
+        session.handle_applied(&page, stored, start),
+        Applied::Continue
+    );
+    assert_eq!(
+        session.poll_action(&local, start).unwrap(),
+        Some(Action::Event(SyncEvent::Cursor(1)))
+    );
+    assert_eq!(
+        session.poll_action(&local, start).unwrap(),
+        Some(Action::Drained)
+    );
+    assert_eq!(session.poll_action(&local, start).unwrap(), None);
+    // A notification during the quiet window restarts it.
+    let quiet = start + CHECK_QUIET;
+    assert_eq!(session.poll_timeout(), Some(quiet));
+    session.handle_notify(1);
+    assert_eq!(session.poll_timeout(), None);
+    let later = start + Duration::from_millis(2);
+    assert_eq!(
+        session.poll_action(&local, later).unwrap(),
+        Some(Action::Drained)
+    );
+    assert_eq!(session.poll_timeout(), Some(later + CHECK_QUIET));
+    session.handle_timeout(later + CHECK_QUIET);
+    assert_eq!(
+        session.poll_action(&local, later).unwrap(),
+        Some(Action::Checkpoint)
+    );
+    session.handle_checkpoint(false);
+    assert_eq!(
+        session.poll_action(&local, later).unwrap(),
+        Some(Action::Audit)
+    );
+    assert_eq!(
+        session.poll_action(&local, later).unwrap(),
+        Some(Action::RoundDone)
+    );
+    assert_eq!(session.poll_action(&local, later).unwrap(), None);
+    assert_eq!(session.poll_timeout(), None, "nothing waits to be checked");
+}

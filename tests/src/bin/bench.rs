@@ -898,12 +898,12 @@ fn case_slow_path(opts: &Opts) -> Result<SlowPath> {
     // Runs `sync` on a copy of `home` against a copy of `relay_template` through the proxy;
     // returns its output line and the seconds it took.
     let timed = |relay_template: &Path, home: &Path, shape: PathShape, tag: &str| {
-        let dir = root.join(format!("relay-{tag}"));
+        let dir = root.join(format!("run-relay-{tag}"));
         copy_dir(relay_template, &dir)?;
         let relay = bench_relay(&root, &dir, &addr)?;
         let proxy = handle.block_on(Proxy::start_on(proxy_addr, relay_addr, shape))?;
         let device = Device {
-            home: root.join(format!("home-{tag}")),
+            home: root.join(format!("run-home-{tag}")),
         };
         copy_dir(home, &device.home)?;
         let t0 = Instant::now();
