@@ -7,6 +7,7 @@ use crate::store::{Store, StoreError};
 use candor_shared::audit::{audit, AuditEntry, Finding};
 use candor_shared::entry::{id_of, Entry, Header, HEADER_LEN};
 use candor_shared::payload::{Checkpoint, Content};
+use candor_shared::sync::{checkpoint_due, PartnerEntry};
 use candor_shared::DeviceKey;
 
 /// The headers and ids of a stored log. Stored entries were verified before they were stored,
@@ -41,15 +42,12 @@ pub fn findings(store: &Store, paired: &Paired, now_ms: u64) -> Result<Vec<Findi
     Ok(audit(&mine, &theirs, now_ms))
 }
 
-/// Writes a checkpoint if this device has verified partner entries that its own log does not
-/// yet say it has seen. Returns whether it wrote one.
+/// Writes a checkpoint if one is due ([`checkpoint_due`]: this device has verified partner
+/// entries that its own log does not yet say it has seen). Returns whether it wrote one.
 pub fn checkpoint_if_behind(store: &Store, paired: &Paired) -> anyhow::Result<bool> {
     let Some(partner) = paired.config.partner else {
         return Ok(false);
     };
-    if store.left_at()?.is_some() {
-        return Ok(false);
-    }
     let me = paired.identity.secrets.device_key();
     let own = store.head(&me)?;
     let recorded = match own.count.checked_sub(1) {
@@ -64,18 +62,13 @@ pub fn checkpoint_if_behind(store: &Store, paired: &Paired) -> anyhow::Result<bo
             .map_or(0, |h| h.partner_seen.count),
         None => 0,
     };
-    // Only entries the partner wrote (not their own checkpoints) call for a checkpoint, unless a
-    // checkpoint asks to be countersigned; otherwise two devices would answer each other's
-    // checkpoints for ever.
-    let mut unacknowledged = false;
-    for item in store.log_entries(&partner.device, recorded) {
-        let (_, bytes) = item?;
-        if !candor_shared::entry::peek_is_control(&bytes) || asks_countersign(&bytes, paired) {
-            unacknowledged = true;
-            break;
-        }
-    }
-    if !unacknowledged {
+    let unacknowledged = store.log_entries(&partner.device, recorded).map(|item| {
+        item.map(|(_, bytes)| PartnerEntry {
+            control: candor_shared::entry::peek_is_control(&bytes),
+            asks_countersign: asks_countersign(&bytes, paired),
+        })
+    });
+    if !checkpoint_due(true, store.left_at()?.is_some(), unacknowledged)? {
         return Ok(false);
     }
     write_checkpoint(store, paired, false)?;

@@ -182,25 +182,6 @@ impl NetError {
     }
 }
 
-/// A request running on its own task ([`RelayClient::spawn_request`]); aborted when dropped.
-#[derive(Debug)]
-pub struct Prefetch {
-    task: tokio::task::JoinHandle<Result<Response, NetError>>,
-}
-
-impl Prefetch {
-    /// The answer; `None` if the task failed (ask again).
-    pub async fn answer(mut self) -> Option<Result<Response, NetError>> {
-        (&mut self.task).await.ok()
-    }
-}
-
-impl Drop for Prefetch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// An authenticated connection to a relay.
 ///
 /// Requests may run concurrently from several tasks (`request` takes `&self`; wrap the client in
@@ -330,20 +311,21 @@ impl RelayClient {
             })?
     }
 
-    /// [`RelayClient::request`] on a task of its own, so that it proceeds while the caller is
-    /// busy (e.g. fetching the next page while this one is verified). Requests are idempotent,
-    /// so an answer nobody asks for can simply be dropped.
-    pub fn spawn_request(&self, request: Request) -> Prefetch {
+    /// [`RelayClient::request`] as a future that owns what it needs, for a driver that keeps
+    /// several requests in flight (each on its own stream) and awaits them in any order.
+    pub fn request_owned(
+        &self,
+        request: Request,
+    ) -> impl std::future::Future<Output = Result<Response, NetError>> + Send + 'static {
         let conn = self.conn.clone();
-        let task = tokio::spawn(async move {
+        async move {
             tokio::time::timeout(REQUEST_TIMEOUT, exchange(&conn, &request))
                 .await
                 .map_err(|_| NetError::Timeout {
                     operation: "waiting for the relay's answer",
                     after: REQUEST_TIMEOUT,
                 })?
-        });
-        Prefetch { task }
+        }
     }
 
     /// Opens a subscription to `space`; returns once the relay has answered `Subscribed`.
@@ -574,9 +556,23 @@ fn client_config(
         // The relay never opens streams towards devices.
         .max_concurrent_bidi_streams(0u32.into())
         .max_concurrent_uni_streams(0u32.into());
+    set_congestion(&mut transport);
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(Arc::new(transport));
     Ok(config)
+}
+
+/// Sets the congestion controller: quinn's Cubic unless `CANDOR_CONGESTION` names another
+/// (`bbr`, `newreno`; the benchmark's slow-path case compares them — BENCHMARKS.md).
+fn set_congestion(transport: &mut quinn::TransportConfig) {
+    use quinn::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
+    match std::env::var("CANDOR_CONGESTION").as_deref() {
+        Ok("bbr") => transport.congestion_controller_factory(Arc::new(BbrConfig::default())),
+        Ok("newreno") => {
+            transport.congestion_controller_factory(Arc::new(NewRenoConfig::default()))
+        }
+        _ => transport.congestion_controller_factory(Arc::new(CubicConfig::default())),
+    };
 }
 
 /// Accepts exactly the certificate with the pinned SHA-256 fingerprint, whatever its name, chain

@@ -1,20 +1,26 @@
-//! Drives the sync state machine (`candor_shared::sync::SyncMachine`) over a relay connection
-//! and the local store: one round for `candor sync`, a connected loop for `candor sync --watch`.
+//! The sync driver: a thin loop that feeds the relay connection, the store and the clock into
+//! the sans-IO session (`candor_shared::sync::SyncSession`) and performs what it asks — one
+//! round for `candor sync`, a connected loop for `candor sync --watch`. Every decision (what to
+//! send, how many requests in flight, what a refused entry means, when to checkpoint and audit)
+//! is the session's, so the simulation in `shared/` tests it.
 
 use crate::checks;
 use crate::commands::Paired;
 use crate::home::Home;
-use crate::net::{NetError, RelayClient};
+use crate::net::{NetError, RelayClient, Subscription};
 use crate::output::Output;
 use crate::store::{Evidence, Store, StoreError};
-use anyhow::{anyhow, bail, Context as _, Result};
-use candor_shared::chain::ChainError;
-use candor_shared::sync::IncomingError;
-use candor_shared::sync::{precheck, precheck_batch, LogKeys, Prechecked, SyncEvent, SyncMachine};
-use candor_shared::wire::{Request, Response};
+use anyhow::{bail, Context as _, Result};
+use candor_shared::entry::Class;
+use candor_shared::sync::{
+    precheck, precheck_batch, Action, Applied, EvidencePlan, Judgement, LogKeys, Mode, PageOutcome,
+    Prechecked, Refusal, SessionConfig, SyncEvent, SyncSession, DEFAULT_WINDOW,
+};
+use candor_shared::wire::{PagedEntry, Response};
 use serde::Serialize;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 /// What one sync did.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -74,203 +80,276 @@ async fn connect(paired: &Paired) -> Result<RelayClient> {
     Ok(client)
 }
 
-/// Learns the partner's device from the relay's member list, checking the joiner's proof of
-/// holding the invite (which the relay cannot forge). No-op once the partner is known.
-async fn resolve_partner(client: &RelayClient, store: &Store, paired: &mut Paired) -> Result<()> {
-    if paired.config.partner.is_some() {
-        return Ok(());
+fn session_for(store: &Store, paired: &Paired, mode: Mode) -> Result<SyncSession> {
+    Ok(SyncSession::new(SessionConfig {
+        space: paired.config.space,
+        me: paired.identity.secrets.device_key(),
+        partner: paired.config.partner.map(|p| p.device),
+        invite: paired.invite_secret.clone(),
+        cursor: store.cursor()?,
+        adopt_own: store.adopting_own()?,
+        mode,
+        window: DEFAULT_WINDOW,
+    }))
+}
+
+/// What wakes a watching session besides the relay's answers.
+struct Wakers<'a> {
+    subscription: &'a mut Subscription,
+    wake: &'a Notify,
+}
+
+/// The loop: performs the session's actions, then waits for an answer, a notification, a local
+/// write or the session's timer. Returns when a [`Mode::Once`] round is done.
+async fn run(
+    client: &RelayClient,
+    store: &Store,
+    paired: &mut Paired,
+    session: &mut SyncSession,
+    report: &mut SyncReport,
+    mut wakers: Option<Wakers<'_>>,
+) -> Result<()> {
+    let mut in_flight: JoinSet<(u64, Result<Response, NetError>)> = JoinSet::new();
+    loop {
+        while let Some(action) = session.poll_action(store, Instant::now())? {
+            if let Action::Send { id, request } = action {
+                let answer = client.request_owned(request);
+                in_flight.spawn(async move { (id, answer.await) });
+            } else {
+                perform(action, store, paired, session, report, wakers.is_some())?;
+            }
+        }
+        if session.is_done() {
+            return Ok(());
+        }
+        let timer = session.poll_timeout().map(tokio::time::Instant::from_std);
+        let sleep = async {
+            match timer {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let notified = async {
+            match wakers.as_mut() {
+                Some(w) => tokio::select! {
+                    cursor = w.subscription.next() => Some(cursor),
+                    () = w.wake.notified() => None,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(joined) = in_flight.join_next() => {
+                let (id, answer) = joined.context("a request task failed")?;
+                let response = match answer {
+                    Ok(response) => response,
+                    Err(NetError::Refused { code, message }) => Response::Error { code, message },
+                    Err(e) => return Err(e.into()),
+                };
+                session.handle_response(id, response, store)?;
+            }
+            woke = notified => match woke {
+                Some(cursor) => session.handle_notify(cursor?),
+                None => session.local_written(),
+            },
+            () = sleep => session.handle_timeout(Instant::now()),
+            err = client.closed() => return Err(err.into()),
+        }
     }
-    let space = paired.config.space;
-    let Response::MemberList { members } = client.request(&Request::Members { space }).await?
-    else {
-        bail!("the relay answered Members with something unexpected");
-    };
-    let me = paired.identity.secrets.device_key();
-    let Some(other) = members.iter().find(|m| m.public.device != me) else {
-        return Ok(()); // the partner has not joined yet
-    };
-    let secret = paired.invite_secret.as_ref().ok_or_else(|| {
-        anyhow!("cannot check the partner's membership: the invite secret is missing")
-    })?;
-    if !secret.verify_join_proof(&space, &other.public, &other.proof) {
-        bail!(
-            "the relay presented a partner device ({}) that cannot prove it holds your invite; \
-             refusing it — the relay may be trying to insert its own key",
-            other.public.device.short()
-        );
+}
+
+/// Performs one action of the session (other than sending a request).
+fn perform(
+    action: Action,
+    store: &Store,
+    paired: &mut Paired,
+    session: &mut SyncSession,
+    report: &mut SyncReport,
+    watching: bool,
+) -> Result<()> {
+    match action {
+        Action::Send { .. } => {}
+        Action::PartnerJoined(public) => {
+            paired.config.partner = Some(public);
+            store.set_space_config(&paired.config)?;
+        }
+        Action::Apply(page) => apply(&page, store, paired, session, report, watching)?,
+        Action::Event(event) => on_event(event, store, paired, report)?,
+        Action::Checkpoint => {
+            session.handle_checkpoint(checks::checkpoint_if_behind(store, paired)?)
+        }
+        Action::Audit => audit(store, paired, report)?,
+        Action::Drained if watching => {
+            // What this burst pushed and noticed; pulled entries were announced page by page.
+            report.pulled = 0;
+            report.pulled_control = 0;
+            if *report != SyncReport::default() {
+                let mut out = Output::default();
+                report.print(false, &mut out);
+                out.emit();
+            }
+            *report = SyncReport::default();
+        }
+        Action::RoundDone if watching => {
+            let mut out = Output::default();
+            if report.pulled > 0 || report.pushed > 0 {
+                report.print(false, &mut out);
+            } else {
+                for notice in &report.notices {
+                    out.note(notice);
+                }
+            }
+            out.emit();
+            *report = SyncReport::default();
+        }
+        Action::Drained | Action::RoundDone => {}
     }
-    paired.config.partner = Some(other.public);
-    store.set_space_config(&paired.config)?;
     Ok(())
 }
 
-fn machine_for(store: &Store, paired: &Paired) -> Result<SyncMachine> {
-    let mut machine = SyncMachine::new(
-        paired.config.space,
-        paired.identity.secrets.device_key(),
-        paired.config.partner.map(|p| p.device),
-        store.cursor()?,
-    );
-    machine.set_adopt_own(store.adopting_own()?);
-    Ok(machine)
-}
-
-/// Runs the machine until it has nothing left to send, applying its events to the store.
-async fn drive(
-    client: &RelayClient,
+/// Verifies and stores a pulled page, and hands the outcome to the session; in watch mode
+/// announces the page's entries as soon as they are durable (scripts and the benchmark wait
+/// for this line), before the cursor is stored.
+fn apply(
+    page: &[PagedEntry],
     store: &Store,
-    paired: &mut Paired,
-    machine: &mut SyncMachine,
+    paired: &Paired,
+    session: &mut SyncSession,
     report: &mut SyncReport,
+    watching: bool,
 ) -> Result<()> {
-    drive_announcing(client, store, paired, machine, report, &mut |_| {}).await
-}
-
-/// [`drive`], calling `announce` with the number of (non-control) entries of each pulled page
-/// as soon as they are verified and durable, before the cursor is stored.
-async fn drive_announcing(
-    client: &RelayClient,
-    store: &Store,
-    paired: &mut Paired,
-    machine: &mut SyncMachine,
-    report: &mut SyncReport,
-    announce: &mut (dyn FnMut(u64) + Send),
-) -> Result<()> {
-    let me = paired.identity.secrets.device_key();
-    let mut prefetched: Option<(Request, crate::net::Prefetch)> = None;
-    loop {
-        while let Some(event) = machine.poll_event() {
-            match event {
-                SyncEvent::Pulled(entries) => {
-                    resolve_partner(client, store, paired).await?;
-                    if let Some(partner) = paired.config.partner {
-                        machine.set_partner(partner.device);
-                    }
-                    let keys = LogKeys {
-                        space: paired.config.space,
-                        key: &paired.key,
-                        me,
-                        partner: paired.config.partner.map(|p| p.device),
-                    };
-                    let bytes: Vec<&[u8]> = entries.iter().map(|p| p.entry.as_slice()).collect();
-                    let applied =
-                        store.apply_incoming_page(&keys, precheck_parallel(&keys, &bytes))?;
-                    let pulled = applied
-                        .stored
-                        .iter()
-                        .filter(|e| e.header.class != candor_shared::entry::Class::Control)
-                        .count() as u64;
-                    report.pulled += pulled;
-                    report.pulled_control += applied.stored.len() as u64 - pulled;
-                    if let Some((index, error)) = applied.refused {
-                        let (cursor, bytes) = entries
-                            .get(index)
-                            .map(|p| (p.cursor, p.entry.as_slice()))
-                            .unwrap_or_default();
-                        match error {
-                            StoreError::Refused(IncomingError::Chain(ChainError::Gap {
-                                ..
-                            })) if machine.restart_pull() => {}
-                            StoreError::Frozen => bail!(
-                                "refused the entry at relay position {cursor}: {}",
-                                StoreError::Frozen
-                            ),
-                            e => {
-                                keep_evidence(store, bytes, &e)?;
-                                bail!(
-                                    "refused the entry at relay position {cursor}: {e}; it is \
-                                     kept as evidence (see `candor verify`)"
-                                );
-                            }
-                        }
-                    }
-                    store.flush()?;
-                    if pulled > 0 {
-                        announce(pulled);
-                    }
-                }
-                SyncEvent::Cursor(cursor) => {
-                    store.set_cursor(cursor)?;
-                    store.flush()?;
-                }
-                SyncEvent::Pushed { from, count } => {
-                    // Count what the person wrote, not protocol bookkeeping; entries the relay
-                    // had acknowledged before and lost are re-uploads, not news.
-                    let acknowledged = store.acknowledged_own()?;
-                    for item in store.log_entries(&me, from).take(count as usize) {
-                        let (seq, bytes) = item?;
-                        if seq < acknowledged {
-                            report.restored_own += 1;
-                        } else if !candor_shared::entry::peek_is_control(&bytes) {
-                            report.pushed += 1;
-                        }
-                    }
-                    store.set_acknowledged_own(from + count)?;
-                }
-                SyncEvent::OwnBehind { relay, .. } => {
-                    let acknowledged = store.acknowledged_own()?;
-                    if relay < acknowledged {
-                        report.notices.push(format!(
-                            "notice: the relay had lost {} of your entries it had acknowledged \
-                             (it holds {relay} of {acknowledged}): it was restored from a backup \
-                             or rolled back; this device uploads them again",
-                            acknowledged - relay
-                        ));
-                    }
-                }
-                SyncEvent::RelayBehind { ours, relay, .. } => report.notices.push(format!(
-                    "notice: the relay held only {relay} of your partner's entries, but this \
-                     device has verified {ours}: it lost data or rolled back"
-                )),
-                SyncEvent::Restored(count) => report.restored += count,
-                SyncEvent::CursorReset => {
-                    store.set_cursor(0)?;
-                    report.notices.push(
-                        "notice: the relay served entries out of its usual order (it was restored \
-                         from a backup, or had held entries back); pulling everything again so \
-                         nothing is missed"
-                            .into(),
-                    );
-                }
-                SyncEvent::Idle => {}
+    let keys = LogKeys {
+        space: paired.config.space,
+        key: &paired.key,
+        me: paired.identity.secrets.device_key(),
+        partner: paired.config.partner.map(|p| p.device),
+    };
+    let bytes: Vec<&[u8]> = page.iter().map(|p| p.entry.as_slice()).collect();
+    let applied = store.apply_incoming_page(&keys, precheck_parallel(&keys, &bytes))?;
+    let pulled = applied
+        .stored
+        .iter()
+        .filter(|e| e.header.class != Class::Control)
+        .count() as u64;
+    report.pulled += pulled;
+    report.pulled_control += applied.stored.len() as u64 - pulled;
+    let outcome = PageOutcome {
+        stored: applied.stored.len() as u64,
+        refused: applied.refused.as_ref().map(|(index, error)| {
+            let refusal = match error {
+                StoreError::Frozen => Refusal::Frozen,
+                StoreError::Refused(e) => Refusal::of(e),
+                _ => Refusal::Other,
+            };
+            (*index, refusal)
+        }),
+    };
+    if let Applied::Stop { cursor, judgement } =
+        session.handle_applied(page, outcome, Instant::now())
+    {
+        let error = applied
+            .refused
+            .map(|(_, error)| error)
+            .unwrap_or(StoreError::Frozen);
+        match judgement {
+            Judgement::Evidence(plan) => {
+                keep_evidence(store, &plan, &error)?;
+                bail!(
+                    "refused the entry at relay position {cursor}: {error}; it is kept as \
+                     evidence (see `candor verify`)"
+                );
+            }
+            Judgement::Stop | Judgement::RestartPull => {
+                bail!("refused the entry at relay position {cursor}: {error}")
             }
         }
-        let Some((id, request)) = machine.poll_request(store)? else {
-            return Ok(());
-        };
-        let answer = match prefetched.take() {
-            Some((ahead, prefetch)) if ahead == request => match prefetch.answer().await {
-                Some(answer) => answer,
-                None => client.request(&request).await,
-            },
-            _ => client.request(&request).await,
-        };
-        // While this page is verified and stored, the relay reads and sends the next one. Pulls
-        // are idempotent: if the machine asks for something else, the answer is dropped.
-        if let (
-            Request::Pull { space, limit, .. },
-            Ok(Response::Page {
-                entries,
-                more: true,
-            }),
-        ) = (&request, &answer)
-        {
-            if let Some(last) = entries.last() {
-                let next = Request::Pull {
-                    space: *space,
-                    after: last.cursor,
-                    limit: *limit,
-                };
-                prefetched = Some((next.clone(), client.spawn_request(next)));
-            }
-        }
-        let response = match answer {
-            Ok(response) => response,
-            Err(NetError::Refused { code, message }) => Response::Error { code, message },
-            Err(e) => return Err(e.into()),
-        };
-        machine.handle_response(id, response, store)?;
     }
+    store.flush()?;
+    if watching && pulled > 0 {
+        let mut out = Output::default();
+        out.line(format!("pushed 0, pulled {pulled}"));
+        out.emit();
+        report.pulled = 0;
+    }
+    Ok(())
+}
+
+/// Persists and counts what the push/pull machine reports.
+fn on_event(
+    event: SyncEvent,
+    store: &Store,
+    paired: &Paired,
+    report: &mut SyncReport,
+) -> Result<()> {
+    match event {
+        SyncEvent::Cursor(cursor) => {
+            store.set_cursor(cursor)?;
+            store.flush()?;
+        }
+        SyncEvent::Pushed { from, count } => {
+            // Count what the person wrote, not protocol bookkeeping; entries the relay had
+            // acknowledged before and lost are re-uploads, not news.
+            let me = paired.identity.secrets.device_key();
+            let acknowledged = store.acknowledged_own()?;
+            for item in store.log_entries(&me, from).take(count as usize) {
+                let (seq, bytes) = item?;
+                if seq < acknowledged {
+                    report.restored_own += 1;
+                } else if !candor_shared::entry::peek_is_control(&bytes) {
+                    report.pushed += 1;
+                }
+            }
+            // Pipelined pushes may be answered out of order; everything before the end of
+            // this one is durable at the relay.
+            store.set_acknowledged_own(acknowledged.max(from + count))?;
+        }
+        SyncEvent::OwnBehind { relay, .. } => {
+            let acknowledged = store.acknowledged_own()?;
+            if relay < acknowledged {
+                report.notices.push(format!(
+                    "notice: the relay had lost {} of your entries it had acknowledged \
+                     (it holds {relay} of {acknowledged}): it was restored from a backup \
+                     or rolled back; this device uploads them again",
+                    acknowledged - relay
+                ));
+            }
+        }
+        SyncEvent::RelayBehind { ours, relay, .. } => report.notices.push(format!(
+            "notice: the relay held only {relay} of your partner's entries, but this \
+             device has verified {ours}: it lost data or rolled back"
+        )),
+        SyncEvent::Restored(count) => report.restored += count,
+        SyncEvent::CursorReset => {
+            store.set_cursor(0)?;
+            report.notices.push(
+                "notice: the relay served entries out of its usual order (it was restored \
+                 from a backup, or had held entries back); pulling everything again so \
+                 nothing is missed"
+                    .into(),
+            );
+        }
+        SyncEvent::Pulled(_) | SyncEvent::Idle => {}
+    }
+    Ok(())
+}
+
+/// Checks both logs' signed views of each other: problems stop the sync; notices are reported.
+fn audit(store: &Store, paired: &Paired, report: &mut SyncReport) -> Result<()> {
+    let findings = checks::findings(store, paired, crate::timefmt::now_ms())?;
+    let (notices, problems): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| f.notice);
+    report.notices.extend(
+        notices
+            .into_iter()
+            .map(|f| format!("notice: {}", f.explanation)),
+    );
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|f| f.explanation.clone()).collect();
+        bail!(
+            "the logs are inconsistent, so this device stops here:\n  - {}\nrun `candor verify` for the evidence",
+            list.join("\n  - ")
+        );
+    }
+    Ok(())
 }
 
 /// Pages smaller than this are checked on the calling thread (a thread costs more than it saves).
@@ -306,23 +385,18 @@ fn precheck_parallel(keys: &LogKeys<'_>, bytes: &[&[u8]]) -> Vec<Prechecked> {
     })
 }
 
-/// Keeps a refused entry as evidence; for two signed versions of one entry, keeps both and
-/// freezes that author's log.
-fn keep_evidence(store: &Store, bytes: &[u8], error: &StoreError) -> Result<()> {
-    let mut entries = vec![bytes.to_vec()];
-    if let StoreError::Refused(IncomingError::Equivocation { .. }) = error {
-        if let Some((author, seq)) = candor_shared::entry::peek_author_seq(bytes) {
-            if let Some(held) = store.log_entries(&author, seq).next().transpose()? {
-                entries.insert(0, held.1.to_vec());
-            }
-            store.freeze(&author)?;
+/// Keeps a refused entry as evidence, as the session's judgement says: beside the entry held at
+/// the same seq for two signed versions of one entry, and freezing the author's log where the
+/// author signed against itself.
+fn keep_evidence(store: &Store, plan: &EvidencePlan, error: &StoreError) -> Result<()> {
+    let mut entries = vec![plan.entry.clone()];
+    if let Some((author, seq)) = plan.with_held {
+        if let Some(held) = store.log_entries(&author, seq).next().transpose()? {
+            entries.insert(0, held.1.to_vec());
         }
     }
-    // A false checkpoint is signed proof that its author vouched for another history.
-    if let StoreError::Refused(IncomingError::FalseCheckpoint { .. }) = error {
-        if let Some((author, _)) = candor_shared::entry::peek_author_seq(bytes) {
-            store.freeze(&author)?;
-        }
+    if let Some(author) = plan.freeze {
+        store.freeze(&author)?;
     }
     store.record_evidence(&Evidence {
         time_ms: crate::timefmt::now_ms(),
@@ -332,48 +406,15 @@ fn keep_evidence(store: &Store, bytes: &[u8], error: &StoreError) -> Result<()> 
     Ok(())
 }
 
-/// After a round: write and push a checkpoint if this device verified new partner entries, then
-/// check both logs' signed views of each other. Problems stop the sync; notices are reported.
-async fn finish_round(
-    client: &RelayClient,
-    store: &Store,
-    paired: &mut Paired,
-    machine: &mut SyncMachine,
-    report: &mut SyncReport,
-) -> Result<()> {
-    if checks::checkpoint_if_behind(store, paired)? {
-        machine.local_written();
-        let mut checkpoint = SyncReport::default();
-        drive(client, store, paired, machine, &mut checkpoint).await?;
-        report.pulled += checkpoint.pulled;
-    }
-    let findings = checks::findings(store, paired, crate::timefmt::now_ms())?;
-    let (notices, problems): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| f.notice);
-    report.notices.extend(
-        notices
-            .into_iter()
-            .map(|f| format!("notice: {}", f.explanation)),
-    );
-    if !problems.is_empty() {
-        let list: Vec<String> = problems.iter().map(|f| f.explanation.clone()).collect();
-        bail!(
-            "the logs are inconsistent, so this device stops here:\n  - {}\nrun `candor verify` for the evidence",
-            list.join("\n  - ")
-        );
-    }
-    Ok(())
-}
-
-/// One full round: push what the relay lacks, pull what this device lacks.
+/// One full round: push what the relay lacks, pull what this device lacks, checkpoint if due,
+/// audit.
 pub async fn sync_once(store: &Store, paired: &Paired) -> Result<SyncReport> {
     let mut paired = paired.clone();
     let client = connect(&paired).await?;
     let result = async {
-        resolve_partner(&client, store, &mut paired).await?;
-        let mut machine = machine_for(store, &paired)?;
+        let mut session = session_for(store, &paired, Mode::Once)?;
         let mut report = SyncReport::default();
-        drive(&client, store, &mut paired, &mut machine, &mut report).await?;
-        finish_round(&client, store, &mut paired, &mut machine, &mut report).await?;
+        run(&client, store, &mut paired, &mut session, &mut report, None).await?;
         Ok(report)
     }
     .await;
@@ -391,82 +432,23 @@ async fn watch_session(
     let client = connect(paired).await?;
     *connected = true;
     eprintln!("connected to relay {}", paired.config.relay);
-    resolve_partner(&client, store, paired).await?;
     let mut subscription = client.subscribe(paired.config.space).await?;
-    let mut machine = machine_for(store, paired)?;
-    // Since when pulled entries wait for this device's checkpoint and audit.
-    let mut unchecked_since: Option<std::time::Instant> = None;
-    loop {
-        let mut report = SyncReport::default();
-        // Pulled entries are announced as soon as they are verified and durable (scripts and
-        // the benchmark wait for this line); checkpoint and audit come later.
-        let mut announce = |pulled: u64| {
-            let mut out = Output::default();
-            out.line(format!("pushed 0, pulled {pulled}"));
-            out.emit();
-        };
-        drive_announcing(
-            &client,
-            store,
-            paired,
-            &mut machine,
-            &mut report,
-            &mut announce,
-        )
-        .await?;
-        let pulled = std::mem::take(&mut report.pulled);
-        let pulled_control = std::mem::take(&mut report.pulled_control);
-        if report != SyncReport::default() {
-            let mut out = Output::default();
-            report.print(false, &mut out);
-            out.emit();
-        }
-        if pulled + pulled_control > 0 && unchecked_since.is_none() {
-            unchecked_since = Some(std::time::Instant::now());
-        }
-        if let Some(since) = unchecked_since {
-            // Checkpoint and audit once the space is quiet for a moment (or after at most
-            // CHECK_AT_LEAST), so that a stream of entries costs one checkpoint per pause, not
-            // one per entry.
-            let wait = CHECK_QUIET.min(CHECK_AT_LEAST.saturating_sub(since.elapsed()));
-            tokio::select! {
-                cursor = subscription.next() => {
-                    machine.handle_notify(cursor?);
-                    continue;
-                }
-                () = wake.notified() => {
-                    machine.local_written();
-                    continue;
-                }
-                err = client.closed() => return Err(err.into()),
-                () = tokio::time::sleep(wait) => {}
-            }
-            unchecked_since = None;
-            let mut after = SyncReport::default();
-            finish_round(&client, store, paired, &mut machine, &mut after).await?;
-            let mut out = Output::default();
-            if after.pulled > 0 || after.pushed > 0 {
-                after.print(false, &mut out);
-            } else {
-                for notice in &after.notices {
-                    out.note(notice);
-                }
-            }
-            out.emit();
-            continue;
-        }
-        tokio::select! {
-            cursor = subscription.next() => machine.handle_notify(cursor?),
-            () = wake.notified() => machine.local_written(),
-            err = client.closed() => return Err(err.into()),
-        }
-    }
+    let mut session = session_for(store, paired, Mode::Watch)?;
+    let mut report = SyncReport::default();
+    let wakers = Wakers {
+        subscription: &mut subscription,
+        wake,
+    };
+    run(
+        &client,
+        store,
+        paired,
+        &mut session,
+        &mut report,
+        Some(wakers),
+    )
+    .await
 }
-
-/// How long the space must be quiet before `sync --watch` checkpoints and audits what it pulled.
-const CHECK_QUIET: Duration = Duration::from_millis(5);
-/// The longest `sync --watch` defers its checkpoint and audit while entries keep arriving.
-const CHECK_AT_LEAST: Duration = Duration::from_millis(500);
 
 /// `candor sync --watch`: stays connected, reconnecting with backoff, until `shutdown` resolves.
 pub async fn watch(

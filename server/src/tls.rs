@@ -219,10 +219,24 @@ pub fn server_config_with(
     transport.max_concurrent_bidi_streams(MAX_CONCURRENT_STREAMS.into());
     transport.max_concurrent_uni_streams(0u32.into());
     transport.receive_window(UNAUTHENTICATED_RECEIVE_WINDOW.into());
+    set_congestion(&mut transport);
 
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(Arc::new(transport));
     Ok(config)
+}
+
+/// Sets the congestion controller: quinn's Cubic unless `CANDOR_CONGESTION` names another
+/// (`bbr`, `newreno`; the benchmark's slow-path case compares them — BENCHMARKS.md).
+fn set_congestion(transport: &mut quinn::TransportConfig) {
+    use quinn::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
+    match std::env::var("CANDOR_CONGESTION").as_deref() {
+        Ok("bbr") => transport.congestion_controller_factory(Arc::new(BbrConfig::default())),
+        Ok("newreno") => {
+            transport.congestion_controller_factory(Arc::new(NewRenoConfig::default()))
+        }
+        _ => transport.congestion_controller_factory(Arc::new(CubicConfig::default())),
+    };
 }
 
 #[cfg(test)]

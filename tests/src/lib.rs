@@ -12,6 +12,7 @@
 pub mod evil;
 pub mod growth;
 pub mod load;
+pub mod proxy;
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -3,18 +3,22 @@
 
 use super::*;
 use crate::audit::{audit, AuditEntry};
+use crate::chain::LogHead;
 use crate::entry::{Class, Draft, Entry, PartnerSeen};
 use crate::invite::{member_proof, InviteSecret};
 use crate::keys::{DeviceSecrets, SpaceKey, AUTH_SIGNATURE_PREFIX};
-use crate::payload::{kind, Payload, TextContent};
+use crate::payload::{kind, Checkpoint, Payload, TextContent};
 use crate::relay::memory::MemoryStore;
 use crate::relay::{Relay, RelayStore, Session};
-use crate::wire::{auth_message, MemberCard};
+use crate::wire::{auth_message, MemberCard, Request, Response};
 use crate::EntryHash;
+use crate::{DeviceKey, SpaceId};
 use proptest::prelude::*;
 use std::convert::Infallible;
+use std::time::{Duration, Instant};
 
 const SPACE: SpaceId = SpaceId([3; 16]);
+const INVITE: [u8; 32] = [4; 32];
 
 /// A small deterministic PRNG so a failing case replays from its seed.
 struct Rng(u64);
@@ -39,6 +43,8 @@ struct Device {
     session: Session,
     /// Partner entries this device re-uploaded to a relay that had lost them.
     restored: u64,
+    /// Checkpoints this device wrote.
+    checkpoints: u64,
 }
 
 impl LocalLog for Device {
@@ -72,13 +78,49 @@ impl Device {
             cursor: 0,
             session: Session::new([n; 32]),
             restored: 0,
+            checkpoints: 0,
         }
     }
 
     fn write(&mut self, key: &SpaceKey, text: &str) {
+        let payload = Payload::text(
+            kind::NOTE,
+            &TextContent {
+                text: text.into(),
+                replaces: None,
+                original_time_ms: None,
+                eta: None,
+            },
+        );
+        self.append(key, Class::Shared, &payload);
+    }
+
+    /// Writes a checkpoint (committing to the own log's Merkle root) when
+    /// [`checkpoint_due`] says the own log owes the partner one, as the client does.
+    fn checkpoint_if_due(&mut self, key: &SpaceKey) -> bool {
+        let recorded = self.own.last().map_or(0, |e| e.header.partner_seen.count);
+        let unacknowledged = self.partner.iter().skip(recorded as usize).map(|e| {
+            Ok::<_, Infallible>(PartnerEntry {
+                control: e.header.class == Class::Control,
+                asks_countersign: false,
+            })
+        });
+        if !checkpoint_due(self.partner_key.is_some(), false, unacknowledged).unwrap() {
+            return false;
+        }
+        let ids: Vec<EntryHash> = self.own.iter().map(|e| e.hash).collect();
+        let checkpoint = Checkpoint {
+            own_root: crate::merkle::root(&ids),
+            countersign: false,
+        };
+        self.append(key, Class::Control, &Payload::checkpoint(&checkpoint));
+        true
+    }
+
+    fn append(&mut self, key: &SpaceKey, class: Class, payload: &Payload) {
         let seq = self.own.len() as u64;
         let draft = Draft {
-            class: Class::Shared,
+            class,
             space: SPACE,
             seq,
             prev: self.own.last().map_or(EntryHash::ZERO, |e| e.hash),
@@ -89,17 +131,8 @@ impl Device {
             },
             nonce: [seq as u8; 24],
         };
-        let payload = Payload::text(
-            kind::NOTE,
-            &TextContent {
-                text: text.into(),
-                replaces: None,
-                original_time_ms: None,
-                eta: None,
-            },
-        );
         self.own
-            .push(Entry::seal(draft, &payload, key, &self.secrets).unwrap());
+            .push(Entry::seal(draft, payload, key, &self.secrets).unwrap());
     }
 
     fn log_of(&self, author: &DeviceKey) -> &Vec<Entry> {
@@ -110,9 +143,11 @@ impl Device {
         }
     }
 
-    /// Verifies and stores pulled entries exactly as a real device must.
-    fn apply(&mut self, key: &SpaceKey, entries: Vec<crate::wire::PagedEntry>) {
-        for paged in entries {
+    /// Verifies and stores pulled entries in order as a real device must, up to the first
+    /// refusal.
+    fn apply(&mut self, key: &SpaceKey, page: &[crate::wire::PagedEntry]) -> PageOutcome {
+        let mut stored = 0;
+        for (index, paged) in page.iter().enumerate() {
             let keys = LogKeys {
                 space: SPACE,
                 key,
@@ -130,11 +165,24 @@ impl Device {
                     }
                 },
                 |author, seq| self.log_of(author).get(seq as usize).map(|e| e.hash),
-            )
-            .unwrap();
-            if let Incoming::New { entry, .. } = verdict {
-                self.partner.push(*entry);
+            );
+            match verdict {
+                Ok(Incoming::New { entry, .. }) => {
+                    self.partner.push(*entry);
+                    stored += 1;
+                }
+                Ok(Incoming::AlreadyHeld) => {}
+                Err(e) => {
+                    return PageOutcome {
+                        stored,
+                        refused: Some((index, Refusal::of(&e))),
+                    }
+                }
             }
+        }
+        PageOutcome {
+            stored,
+            refused: None,
         }
     }
 }
@@ -165,12 +213,16 @@ fn authenticate(relay: &Relay<MemoryStore>, device: &mut Device, exporter: [u8; 
 fn pair(relay: &Relay<MemoryStore>, a: &mut Device, b: &mut Device, key: &SpaceKey) {
     authenticate(relay, a, [1; 32]);
     authenticate(relay, b, [2; 32]);
-    let secret = InviteSecret([4; 32]);
-    let card = |d: &Device| MemberCard {
-        public: d.secrets.public(),
-        proof: member_proof(key, &SPACE, &d.secrets.public()),
+    let secret = InviteSecret(INVITE);
+    let card_a = MemberCard {
+        public: a.secrets.public(),
+        proof: member_proof(key, &SPACE, &a.secrets.public()),
     };
-    let (card_a, card_b) = (card(a), card(b));
+    // The joiner proves it holds the invite; the creator checks that when it learns of it.
+    let card_b = MemberCard {
+        public: b.secrets.public(),
+        proof: secret.join_proof(&SPACE, &b.secrets.public()),
+    };
     let created = relay.handle_request(
         &mut a.session,
         Request::CreateSpace {
@@ -192,7 +244,7 @@ fn pair(relay: &Relay<MemoryStore>, a: &mut Device, b: &mut Device, key: &SpaceK
         [0; 32],
     );
     assert!(matches!(joined.response, Response::Joined { .. }));
-    a.partner_key = Some(b.secrets.device_key());
+    // The creator learns of the joiner from the relay's member list, in its first session.
     b.partner_key = Some(a.secrets.device_key());
 }
 
@@ -209,8 +261,82 @@ enum Message {
     },
 }
 
-/// Runs sync rounds for the given devices concurrently over a faulty network until all are idle.
-/// `writes` are (device index, text) written at random moments during the round.
+impl Message {
+    fn copy(&self) -> Self {
+        match self {
+            Message::ToRelay {
+                device,
+                id,
+                request,
+            } => Message::ToRelay {
+                device: *device,
+                id: *id,
+                request: request.clone(),
+            },
+            Message::ToDevice {
+                device,
+                id,
+                response,
+            } => Message::ToDevice {
+                device: *device,
+                id: *id,
+                response: response.clone(),
+            },
+        }
+    }
+}
+
+/// Performs every action a device's session asks for at `now`, the way the client driver does.
+fn drive(
+    session: &mut SyncSession,
+    device: &mut Device,
+    index: usize,
+    key: &SpaceKey,
+    network: &mut Vec<(Instant, Message)>,
+    now: Instant,
+    rng: &mut Rng,
+) {
+    while let Some(action) = session.poll_action(device, now).unwrap() {
+        match action {
+            Action::Send { id, request } => {
+                // One-way latency of 1–30 ms: answers overtake each other.
+                let at = now + Duration::from_millis(1 + rng.next() % 30);
+                network.push((
+                    at,
+                    Message::ToRelay {
+                        device: index,
+                        id,
+                        request,
+                    },
+                ));
+            }
+            Action::PartnerJoined(public) => device.partner_key = Some(public.device),
+            Action::Apply(page) => {
+                let outcome = device.apply(key, &page);
+                assert_eq!(
+                    session.handle_applied(&page, outcome, now),
+                    Applied::Continue,
+                    "an honest relay's page was refused"
+                );
+            }
+            Action::Event(SyncEvent::Cursor(c)) => device.cursor = c,
+            Action::Event(SyncEvent::Restored(n)) => device.restored += n,
+            Action::Event(SyncEvent::CursorReset) => device.cursor = 0,
+            Action::Event(_) | Action::Drained | Action::Audit | Action::RoundDone => {}
+            Action::Checkpoint => {
+                let written = device.checkpoint_if_due(key);
+                if written {
+                    device.checkpoints += 1;
+                }
+                session.handle_checkpoint(written);
+            }
+        }
+    }
+}
+
+/// Runs sync rounds (`Mode::Once`) for the given devices concurrently over a faulty network on
+/// a simulated clock until all are done. `writes` are (device index, text) written at random
+/// moments during the round.
 fn run_round(
     relay: &Relay<MemoryStore>,
     devices: &mut [Device; 2],
@@ -219,77 +345,65 @@ fn run_round(
     which: &[usize],
     mut writes: Vec<(usize, String)>,
 ) {
-    let mut machines: Vec<Option<SyncMachine>> = (0..2)
+    let start = Instant::now();
+    let mut now = start;
+    let mut sessions: Vec<Option<SyncSession>> = (0..2)
         .map(|i| {
             which.contains(&i).then(|| {
-                SyncMachine::new(
-                    SPACE,
-                    devices[i].secrets.device_key(),
-                    devices[i].partner_key,
-                    devices[i].cursor,
-                )
+                SyncSession::new(SessionConfig {
+                    space: SPACE,
+                    me: devices[i].secrets.device_key(),
+                    partner: devices[i].partner_key,
+                    invite: Some(InviteSecret(INVITE)),
+                    cursor: devices[i].cursor,
+                    adopt_own: false,
+                    mode: Mode::Once,
+                    window: 1 + (rng.next() % 8) as usize,
+                })
             })
         })
         .collect();
-    let mut network: Vec<Message> = Vec::new();
+    let mut network: Vec<(Instant, Message)> = Vec::new();
     for _ in 0..100_000 {
+        now += Duration::from_millis(1);
         if !writes.is_empty() && rng.chance(30) {
             let (device, text) = writes.remove(0);
             devices[device].write(key, &text);
-            if let Some(m) = machines[device].as_mut() {
-                m.local_written();
+            if let Some(s) = sessions[device].as_mut() {
+                s.local_written();
             }
         }
-        for i in 0..2 {
-            let Some(machine) = machines[i].as_mut() else {
-                continue;
-            };
-            while let Some((id, request)) = machine.poll_request(&devices[i]).unwrap() {
-                network.push(Message::ToRelay {
-                    device: i,
-                    id,
-                    request,
-                });
+        for (i, session) in sessions.iter_mut().enumerate() {
+            if let Some(session) = session.as_mut() {
+                drive(session, &mut devices[i], i, key, &mut network, now, rng);
             }
         }
+        let due: Vec<usize> = (0..network.len())
+            .filter(|&i| network[i].0 <= now)
+            .collect();
         if network.is_empty() {
-            let mut all_idle = true;
-            for machine in machines.iter_mut().flatten() {
-                if !machine.is_idle() {
-                    all_idle = false;
-                    machine.handle_timeout(); // the message was lost
+            let done = sessions.iter().flatten().all(SyncSession::is_done);
+            if done && writes.is_empty() {
+                return;
+            }
+            // Nothing on the wire: whatever is unanswered was lost; jump to the next timer.
+            for session in sessions.iter_mut().flatten() {
+                if let Some(at) = session.poll_timeout() {
+                    now = now.max(at);
                 }
             }
-            if all_idle && writes.is_empty() {
-                return;
+            for session in sessions.iter_mut().flatten() {
+                session.handle_timeout(now);
             }
             continue;
         }
-        let index = (rng.next() % network.len() as u64) as usize; // reorder
+        let Some(&pick) = due.get((rng.next() % due.len().max(1) as u64) as usize) else {
+            continue; // everything on the wire is still travelling
+        };
         let message = if rng.chance(15) {
-            // duplicate: deliver a copy and keep the original in flight
-            match &network[index] {
-                Message::ToRelay {
-                    device,
-                    id,
-                    request,
-                } => Message::ToRelay {
-                    device: *device,
-                    id: *id,
-                    request: request.clone(),
-                },
-                Message::ToDevice {
-                    device,
-                    id,
-                    response,
-                } => Message::ToDevice {
-                    device: *device,
-                    id: *id,
-                    response: response.clone(),
-                },
-            }
+            network[pick].1.copy() // duplicate: deliver a copy and keep the original in flight
         } else {
-            network.remove(index)
+            network.remove(pick).1
         };
         if rng.chance(20) {
             continue; // dropped
@@ -301,39 +415,34 @@ fn run_round(
                 request,
             } => {
                 let handled = relay.handle_request(&mut devices[device].session, request, [0; 32]);
-                network.push(Message::ToDevice {
-                    device,
-                    id,
-                    response: handled.response,
-                });
+                let at = now + Duration::from_millis(1 + rng.next() % 30);
+                network.push((
+                    at,
+                    Message::ToDevice {
+                        device,
+                        id,
+                        response: handled.response,
+                    },
+                ));
             }
             Message::ToDevice {
                 device,
                 id,
                 response,
             } => {
-                let Some(machine) = machines[device].as_mut() else {
-                    continue;
-                };
-                machine
-                    .handle_response(id, response, &devices[device])
-                    .unwrap();
-                while let Some(event) = machine.poll_event() {
-                    match event {
-                        SyncEvent::Pulled(entries) => devices[device].apply(key, entries),
-                        SyncEvent::Cursor(c) => devices[device].cursor = c,
-                        SyncEvent::Restored(n) => devices[device].restored += n,
-                        SyncEvent::RelayBehind { .. } => {}
-                        SyncEvent::CursorReset => devices[device].cursor = 0,
-                        SyncEvent::Pushed { .. }
-                        | SyncEvent::OwnBehind { .. }
-                        | SyncEvent::Idle => {}
-                    }
+                if let Some(session) = sessions[device].as_mut() {
+                    session
+                        .handle_response(id, response, &devices[device])
+                        .unwrap();
                 }
             }
         }
     }
     panic!("sync did not converge");
+}
+
+fn ids(log: &[Entry]) -> Vec<EntryHash> {
+    log.iter().map(|e| e.hash).collect()
 }
 
 fn simulate(seed: u64, writes_a: usize, writes_b: usize) {
@@ -354,11 +463,38 @@ fn simulate(seed: u64, writes_a: usize, writes_b: usize) {
     run_round(&relay, &mut devices, &key, &mut rng, &[1], vec![]);
     run_round(&relay, &mut devices, &key, &mut rng, &[0], vec![]);
     run_round(&relay, &mut devices, &key, &mut rng, &[0, 1], vec![]);
+    // The checkpoints of that round reach the partner, which owes none for them.
+    run_round(&relay, &mut devices, &key, &mut rng, &[0, 1], vec![]);
     let [a, b] = &devices;
-    assert_eq!(a.own, b.partner, "B is missing or misordering A's entries");
-    assert_eq!(b.own, a.partner, "A is missing or misordering B's entries");
-    assert_eq!(a.own.len(), writes_a + 1);
-    assert_eq!(b.own.len(), writes_b + 1);
+    assert_eq!(
+        ids(&a.own),
+        ids(&b.partner),
+        "B is missing or misordering A's entries"
+    );
+    assert_eq!(
+        ids(&b.own),
+        ids(&a.partner),
+        "A is missing or misordering B's entries"
+    );
+    let written = |d: &Device| {
+        d.own
+            .iter()
+            .filter(|e| e.header.class == Class::Shared)
+            .count()
+    };
+    assert_eq!(written(a), writes_a + 1);
+    assert_eq!(written(b), writes_b + 1);
+    // Each device's last entry says it saw the partner's whole log of writing: the checkpoint
+    // schedule acknowledges everything, and only checkpoints follow.
+    for (d, other) in [(a, b), (b, a)] {
+        let seen = d.own.last().map_or(0, |e| e.header.partner_seen.count) as usize;
+        assert!(
+            other.own[seen.min(other.own.len())..]
+                .iter()
+                .all(|e| e.header.class == Class::Control),
+            "a partner entry was never acknowledged by a checkpoint"
+        );
+    }
     assert_eq!(a.restored + b.restored, 0, "an honest relay lost nothing");
     // Honest schedules never raise a finding on either device.
     let view = |log: &Vec<Entry>| -> Vec<AuditEntry> {
@@ -384,6 +520,15 @@ fn recovers_when_the_relay_is_restored_from_an_old_backup() {
     let writes = vec![(0, "a0".to_string()), (1, "b0".to_string())];
     run_round(&relay, &mut devices, &key, &mut rng, &[0, 1], writes);
     let backup = relay.store().snapshot();
+    let b_key = devices[1].secrets.device_key();
+    let count_of = |relay: &Relay<MemoryStore>, author: &DeviceKey| {
+        let heads = relay.store().heads(&SPACE).unwrap();
+        heads
+            .iter()
+            .find(|(k, _)| k == author)
+            .map_or(0, |(_, h)| h.count)
+    };
+    let b_in_backup = count_of(&relay, &b_key);
     let later = vec![
         (0, "a1".to_string()),
         (1, "b1".to_string()),
@@ -391,26 +536,30 @@ fn recovers_when_the_relay_is_restored_from_an_old_backup() {
     ];
     run_round(&relay, &mut devices, &key, &mut rng, &[0, 1], later);
     run_round(&relay, &mut devices, &key, &mut rng, &[0, 1], vec![]);
-    assert_eq!(devices[0].partner.len(), 3, "A holds all of B's log");
+    let shared = |log: &[Entry]| {
+        log.iter()
+            .filter(|e| e.header.class == Class::Shared)
+            .count()
+    };
+    assert_eq!(shared(&devices[0].partner), 3, "A holds all of B's log");
     // B goes offline for good; the relay is restored from the backup and loses a1, b1, b2.
     let restored = Relay::new(backup);
     run_round(&restored, &mut devices, &key, &mut rng, &[0], vec![]);
+    // B's entries since the backup: b1, b2 and its checkpoints.
+    let b_total = devices[0].partner.len() as u64;
+    assert!(b_total - b_in_backup >= 2);
     assert_eq!(
-        devices[0].restored, 2,
+        devices[0].restored,
+        b_total - b_in_backup,
         "A re-uploads B's entries the relay lost"
     );
-    let relay_heads = restored.store().heads(&SPACE).unwrap();
-    let b_key = devices[1].secrets.device_key();
-    let b_count = relay_heads
-        .iter()
-        .find(|(k, _)| *k == b_key)
-        .map(|(_, h)| h.count);
-    assert_eq!(b_count, Some(3), "the relay again holds all of B's log");
-    let a_count = relay_heads
-        .iter()
-        .find(|(k, _)| *k != b_key)
-        .map(|(_, h)| h.count);
-    assert_eq!(a_count, Some(2));
+    assert_eq!(
+        count_of(&restored, &b_key),
+        b_total,
+        "the relay again holds all of B's log"
+    );
+    let a_key = devices[0].secrets.device_key();
+    assert_eq!(count_of(&restored, &a_key), devices[0].own.len() as u64);
     // The relay is restored again, from a backup older than everything B wrote since.
     let second_backup = restored.store().snapshot();
     for i in 3..8 {
@@ -424,12 +573,14 @@ fn recovers_when_the_relay_is_restored_from_an_old_backup() {
     run_round(&again, &mut devices, &key, &mut rng, &[0], vec![]);
     run_round(&again, &mut devices, &key, &mut rng, &[1], vec![]);
     run_round(&again, &mut devices, &key, &mut rng, &[0], vec![]);
+    run_round(&again, &mut devices, &key, &mut rng, &[1], vec![]); // A's last checkpoint
     let [a, b] = &devices;
     assert_eq!(
-        a.own, b.partner,
+        ids(&a.own),
+        ids(&b.partner),
         "B received all of A's log after the restore"
     );
-    assert_eq!(b.own, a.partner);
+    assert_eq!(ids(&b.own), ids(&a.partner));
 }
 
 #[test]
@@ -467,35 +618,36 @@ fn newer_heads_after_a_stale_notification_lead_to_a_pull_not_a_full_re_pull() {
     let (me, partner) = (DeviceKey([1; 32]), DeviceKey([2; 32]));
     let local = Counts(vec![(partner, 5)]);
     let mut machine = SyncMachine::new(SPACE, me, Some(partner), 10);
+    let now = Instant::now();
     let head = |count| LogHead {
         count,
         hash: EntryHash([9; 32]),
     };
-    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    let (id, request) = machine.poll_request(&local, now).unwrap().unwrap();
     assert!(matches!(request, Request::Heads { .. }));
     let heads = vec![(partner, head(5))];
     machine
         .handle_response(id, Response::HeadList { heads }, &local)
         .unwrap();
-    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    let (id, request) = machine.poll_request(&local, now).unwrap().unwrap();
     assert!(matches!(request, Request::Pull { after: 10, .. }));
     let page = Response::Page {
         entries: Vec::new(),
         more: false,
     };
     machine.handle_response(id, page, &local).unwrap();
-    assert_eq!(machine.poll_request(&local).unwrap(), None);
+    assert_eq!(machine.poll_request(&local, now).unwrap(), None);
     while machine.poll_event().is_some() {}
     // A notification overtaken by our own pulls makes the machine ask for heads; meanwhile two
     // more partner entries landed, whose notification is still on its way.
     machine.handle_notify(3);
-    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    let (id, request) = machine.poll_request(&local, now).unwrap().unwrap();
     assert!(matches!(request, Request::Heads { .. }));
     let heads = vec![(partner, head(7))];
     machine
         .handle_response(id, Response::HeadList { heads }, &local)
         .unwrap();
-    let (_, request) = machine.poll_request(&local).unwrap().unwrap();
+    let (_, request) = machine.poll_request(&local, now).unwrap().unwrap();
     assert!(
         matches!(request, Request::Pull { after: 10, .. }),
         "expected a pull from the cursor, got {request:?}"
@@ -510,6 +662,7 @@ fn a_shortfall_is_rechecked_with_fresh_heads_before_pulling_everything_again() {
     let (me, partner) = (DeviceKey([1; 32]), DeviceKey([2; 32]));
     let local = Counts(vec![(partner, 5)]);
     let mut machine = SyncMachine::new(SPACE, me, Some(partner), 10);
+    let now = Instant::now();
     let head = |count| LogHead {
         count,
         hash: EntryHash([9; 32]),
@@ -518,27 +671,27 @@ fn a_shortfall_is_rechecked_with_fresh_heads_before_pulling_everything_again() {
         entries: Vec::new(),
         more: false,
     };
-    let (id, _) = machine.poll_request(&local).unwrap().unwrap();
+    let (id, _) = machine.poll_request(&local, now).unwrap().unwrap();
     // The relay counts 7 entries, but has flushed (and so serves) only 5 of them.
     let heads = vec![(partner, head(7))];
     machine
         .handle_response(id, Response::HeadList { heads }, &local)
         .unwrap();
-    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    let (id, request) = machine.poll_request(&local, now).unwrap().unwrap();
     assert!(matches!(request, Request::Pull { after: 10, .. }));
     machine.handle_response(id, empty(), &local).unwrap();
     // First shortfall: ask for heads again instead of starting over.
-    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    let (id, request) = machine.poll_request(&local, now).unwrap().unwrap();
     assert!(matches!(request, Request::Heads { .. }), "got {request:?}");
     let heads = vec![(partner, head(7))];
     machine
         .handle_response(id, Response::HeadList { heads }, &local)
         .unwrap();
-    let (id, request) = machine.poll_request(&local).unwrap().unwrap();
+    let (id, request) = machine.poll_request(&local, now).unwrap().unwrap();
     assert!(matches!(request, Request::Pull { after: 10, .. }));
     machine.handle_response(id, empty(), &local).unwrap();
     // Still short of the counts seen a round earlier: the relay's cursors changed; start over.
-    let (_, request) = machine.poll_request(&local).unwrap().unwrap();
+    let (_, request) = machine.poll_request(&local, now).unwrap().unwrap();
     assert!(
         matches!(request, Request::Pull { after: 0, .. }),
         "got {request:?}"
@@ -548,4 +701,140 @@ fn a_shortfall_is_rechecked_with_fresh_heads_before_pulling_everything_again() {
         reset |= event == SyncEvent::CursorReset;
     }
     assert!(reset);
+}
+
+fn watch_session(partner: Option<DeviceKey>, cursor: u64) -> SyncSession {
+    SyncSession::new(SessionConfig {
+        space: SPACE,
+        me: DeviceKey([1; 32]),
+        partner,
+        invite: Some(InviteSecret(INVITE)),
+        cursor,
+        adopt_own: false,
+        mode: Mode::Watch,
+        window: DEFAULT_WINDOW,
+    })
+}
+
+#[test]
+fn a_partner_without_a_valid_join_proof_is_refused() {
+    let local = Counts(Vec::new());
+    let now = Instant::now();
+    let mut session = watch_session(None, 0);
+    let Some(Action::Send { id, request }) = session.poll_action(&local, now).unwrap() else {
+        panic!("expected the member list to be asked for first");
+    };
+    assert_eq!(request, Request::Members { space: SPACE });
+    assert_eq!(
+        session.poll_action(&local, now).unwrap(),
+        None,
+        "members go alone"
+    );
+    let stranger = DeviceSecrets::from_seeds([7; 32], [8; 32]).public();
+    let members = vec![MemberCard {
+        public: stranger,
+        proof: [0; 32],
+    }];
+    assert_eq!(
+        session.handle_response(id, Response::MemberList { members }, &local),
+        Err(SessionError::UnprovenMember(stranger.device.short()))
+    );
+    // With the proof only the invite's holder can make, the partner is accepted and persisted.
+    let mut session = watch_session(None, 0);
+    let Some(Action::Send { id, .. }) = session.poll_action(&local, now).unwrap() else {
+        panic!("expected a member list request");
+    };
+    let members = vec![MemberCard {
+        public: stranger,
+        proof: InviteSecret(INVITE).join_proof(&SPACE, &stranger),
+    }];
+    session
+        .handle_response(id, Response::MemberList { members }, &local)
+        .unwrap();
+    assert_eq!(
+        session.poll_action(&local, now).unwrap(),
+        Some(Action::PartnerJoined(stranger))
+    );
+}
+
+#[test]
+fn a_watching_session_checkpoints_once_the_space_is_quiet() {
+    let partner = DeviceKey([2; 32]);
+    let local = Counts(vec![(partner, 1)]);
+    let start = Instant::now();
+    let mut session = watch_session(Some(partner), 0);
+    let Some(Action::Send { id, .. }) = session.poll_action(&local, start).unwrap() else {
+        panic!("expected heads");
+    };
+    let heads = vec![(
+        partner,
+        LogHead {
+            count: 1,
+            hash: EntryHash([9; 32]),
+        },
+    )];
+    session
+        .handle_response(id, Response::HeadList { heads }, &local)
+        .unwrap();
+    let Some(Action::Send { id, request }) = session.poll_action(&local, start).unwrap() else {
+        panic!("expected a pull");
+    };
+    assert!(matches!(request, Request::Pull { after: 0, .. }));
+    let page = vec![crate::wire::PagedEntry {
+        cursor: 1,
+        entry: vec![0; 8],
+    }];
+    let response = Response::Page {
+        entries: page.clone(),
+        more: false,
+    };
+    session.handle_response(id, response, &local).unwrap();
+    assert_eq!(
+        session.poll_action(&local, start).unwrap(),
+        Some(Action::Apply(page.clone()))
+    );
+    let stored = PageOutcome {
+        stored: 1,
+        refused: None,
+    };
+    assert_eq!(
+        session.handle_applied(&page, stored, start),
+        Applied::Continue
+    );
+    assert_eq!(
+        session.poll_action(&local, start).unwrap(),
+        Some(Action::Event(SyncEvent::Cursor(1)))
+    );
+    assert_eq!(
+        session.poll_action(&local, start).unwrap(),
+        Some(Action::Drained)
+    );
+    assert_eq!(session.poll_action(&local, start).unwrap(), None);
+    // A notification during the quiet window restarts it.
+    let quiet = start + CHECK_QUIET;
+    assert_eq!(session.poll_timeout(), Some(quiet));
+    session.handle_notify(1);
+    assert_eq!(session.poll_timeout(), None);
+    let later = start + Duration::from_millis(2);
+    assert_eq!(
+        session.poll_action(&local, later).unwrap(),
+        Some(Action::Drained)
+    );
+    assert_eq!(session.poll_timeout(), Some(later + CHECK_QUIET));
+    session.handle_timeout(later + CHECK_QUIET);
+    assert_eq!(
+        session.poll_action(&local, later).unwrap(),
+        Some(Action::Checkpoint)
+    );
+    session.handle_checkpoint(false);
+    assert_eq!(
+        session.poll_action(&local, later).unwrap(),
+        Some(Action::Audit)
+    );
+    assert_eq!(
+        session.poll_action(&local, later).unwrap(),
+        Some(Action::RoundDone)
+    );
+    assert_eq!(session.poll_action(&local, later).unwrap(), None);
+    assert_eq!(session.poll_timeout(), None, "nothing waits to be checked");
 }

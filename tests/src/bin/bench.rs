@@ -31,11 +31,15 @@
 //!    sequential and 64 in flight.
 //! 6. **peer**: `scripts/syncthing-peer.sh` moves 1,000 small files from one Syncthing to
 //!    another through an untrusted "receive encrypted" Syncthing in the middle.
-//!
 //! 7. **growth**: each everyday command (`log list --limit 20`, `promise list`, `summary`,
 //!    `goal list`, `note list`, `plan list`, `agreement list`, `journal list`) on the partner's
 //!    device after 1,000, 10,000 and 100,000 entries of mixed history
 //!    (`candor_tests::growth`), process start to exit, best of the runs.
+//! 8. **slow path**: sync through `candor_tests::proxy`, a UDP proxy on 127.0.0.1 adding 25 ms
+//!    each way (a 50 ms round trip), with no loss and then 1 % loss each way, once with quinn's
+//!    Cubic and once with BBR (`CANDOR_CONGESTION`, read by both binaries): A pushes 10,000 new
+//!    entries (`candor sync`, process start to exit), and a freshly joined B catches up on
+//!    100,000. Each run starts from copies of the relay's data and the device's home.
 //!
 //! The full run replaces the region between `<!-- bench:begin -->` and `<!-- bench:end -->` in
 //! BENCHMARKS.md (appending it if missing) and keeps everything else in the file. Case 7 has a
@@ -47,6 +51,7 @@ use candor::daemon::{self, Forwarded};
 use candor::home::Home;
 use candor_tests::growth;
 use candor_tests::load::{self, Pair};
+use candor_tests::proxy::{PathShape, Proxy};
 use candor_tests::{Device, Relay};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -64,7 +69,7 @@ const WAIT: Duration = Duration::from_secs(120);
 struct Opts {
     quick: bool,
     runs: usize,
-    /// Run only these cases (1–7); all when empty.
+    /// Run only these cases (1–8); all when empty.
     only: Vec<u32>,
     peer: bool,
     out: Option<PathBuf>,
@@ -820,6 +825,137 @@ fn case_catch_up(opts: &Opts) -> Result<CatchUp> {
 }
 
 #[derive(Debug, Default)]
+struct SlowPath {
+    push: usize,
+    catch_up: usize,
+    /// (congestion controller, loss, push entries/s, catch-up entries/s)
+    rows: Vec<(&'static str, f64, Stat, Stat)>,
+}
+
+/// The first number after `what ` in a `pushed X, pulled Y` line.
+fn count_in(line: &str, what: &str) -> u64 {
+    line.split_once(what)
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Case 8.
+fn case_slow_path(opts: &Opts) -> Result<SlowPath> {
+    let handle = tokio::runtime::Handle::current();
+    let (push_n, catch_n) = if opts.quick {
+        (1_000, 5_000)
+    } else {
+        (10_000, 100_000)
+    };
+    let tmp = tempfile::tempdir()?;
+    let root = tmp.path().to_path_buf();
+    let relay = bench_relay(&root, &root.join("relay"), "127.0.0.1:0")?;
+    let relay_addr: std::net::SocketAddr = relay.addr.parse()?;
+    let open = PathShape {
+        one_way: Duration::ZERO,
+        loss: 0.0,
+    };
+    let setup_proxy = handle.block_on(Proxy::start(relay_addr, open))?;
+    let proxy_addr = setup_proxy.addr;
+    let a = Device::init(&root, "A")?;
+    let b = Device::init(&root, "B")?;
+    let invite = a.ok(&[
+        "space",
+        "create",
+        "--relay",
+        &proxy_addr.to_string(),
+        "--relay-fingerprint",
+        &relay.fingerprint,
+    ])?;
+    let invite = invite.lines().last().unwrap_or_default().to_string();
+    b.ok(&["space", "join", &invite])?;
+    a.ok(&["sync"])?;
+    let b_template = root.join("b-template");
+    copy_dir(&b.home, &b_template)?;
+    let import = |from: usize, to: usize| -> Result<()> {
+        let file = root.join(format!("notes-{to}.txt"));
+        let mut text = String::new();
+        for i in from..to {
+            let _ = writeln!(text, "slow-path note number {i}, a line of ordinary length");
+        }
+        std::fs::write(&file, text)?;
+        a.ok(&["log", "import", &file.display().to_string()])?;
+        Ok(())
+    };
+    // Templates: A with `push_n` entries the relay lacks; the relay holding `catch_n` of A's.
+    import(0, push_n)?;
+    let data = relay.data.clone();
+    let addr = relay.kill();
+    let relay_push = root.join("relay-push");
+    copy_dir(&data, &relay_push)?;
+    let a_template = root.join("a-template");
+    copy_dir(&a.home, &a_template)?;
+    let relay = bench_relay(&root, &data, &addr)?;
+    a.ok(&["sync"])?;
+    import(push_n, catch_n)?;
+    a.ok(&["sync"])?;
+    drop(relay);
+    let relay_catch = root.join("relay-catch");
+    copy_dir(&data, &relay_catch)?;
+    handle.block_on(setup_proxy.stop());
+
+    let mut out = SlowPath {
+        push: push_n,
+        catch_up: catch_n,
+        rows: Vec::new(),
+    };
+    let runs = if opts.quick { 1 } else { opts.runs.min(2) };
+    // Runs `sync` on a copy of `home` against a copy of `relay_template` through the proxy;
+    // returns its output line and the seconds it took.
+    let timed = |relay_template: &Path, home: &Path, shape: PathShape, tag: &str| {
+        let dir = root.join(format!("run-relay-{tag}"));
+        copy_dir(relay_template, &dir)?;
+        let relay = bench_relay(&root, &dir, &addr)?;
+        let proxy = handle.block_on(Proxy::start_on(proxy_addr, relay_addr, shape))?;
+        let device = Device {
+            home: root.join(format!("run-home-{tag}")),
+        };
+        copy_dir(home, &device.home)?;
+        let t0 = Instant::now();
+        let printed = device.ok(&["sync"]);
+        let elapsed = t0.elapsed().as_secs_f64().max(1e-9);
+        handle.block_on(proxy.stop());
+        drop(relay);
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&device.home);
+        Ok::<_, anyhow::Error>((printed?, elapsed))
+    };
+    for loss in [0.0, 0.01] {
+        for controller in ["cubic", "bbr"] {
+            // Both binaries read it when they build their QUIC transport.
+            std::env::set_var("CANDOR_CONGESTION", controller);
+            let shape = PathShape {
+                one_way: Duration::from_millis(25),
+                loss,
+            };
+            let (mut push, mut catch) = (Stat::default(), Stat::default());
+            for run in 0..runs {
+                eprintln!("bench: 8. {controller}, loss {loss}, run {run}");
+                let (line, secs) = timed(&relay_push, &a_template, shape, "push")?;
+                if count_in(&line, "pushed ") < push_n as u64 {
+                    bail!("the slow-path push stored less than {push_n}: {line}");
+                }
+                push.push(push_n as f64 / secs);
+                let (line, secs) = timed(&relay_catch, &b_template, shape, "catch")?;
+                if count_in(&line, "pulled ") < catch_n as u64 {
+                    bail!("the slow-path catch-up pulled less than {catch_n}: {line}");
+                }
+                catch.push(catch_n as f64 / secs);
+            }
+            out.rows.push((controller, loss, push, catch));
+        }
+    }
+    std::env::remove_var("CANDOR_CONGESTION");
+    Ok(out)
+}
+
+#[derive(Debug, Default)]
 struct Ingest {
     per_sec: Stat,
     relay_cores: Stat,
@@ -964,6 +1100,7 @@ struct Results {
     stream: Stream,
     catch_up: CatchUp,
     ingest: Ingest,
+    slow: SlowPath,
     peer: std::result::Result<Peer, String>,
 }
 
@@ -1175,6 +1312,7 @@ fn render(r: &Results) -> String {
             let _ = writeln!(s, "Not run: {why}.");
         }
     }
+    render_slow_path(&mut s, &r.slow);
     let _ = writeln!(s, "\n{END}");
     s
 }
@@ -1252,6 +1390,38 @@ fn render_growth(opts: &Opts, sizes: &[growth::Size]) -> String {
     let _ = writeln!(s, "{line} | |");
     let _ = writeln!(s, "\n{GROWTH_END}");
     s
+}
+
+/// Case 8's table.
+fn render_slow_path(s: &mut String, slow: &SlowPath) {
+    if slow.rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n### Sync over a slow, lossy path (case 8)\n\n\
+         Through a UDP proxy on 127.0.0.1 adding 25 ms each way (50 ms round trip), dropping the \
+         given share of datagrams in each direction. `candor sync`, process start to exit. \
+         Targets: push ≥ 5,000/s and catch-up ≥ 10,000/s without loss, half of that with 1 %.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| congestion controller | loss | push of {} | met? | catch-up of {} | met? |\n|---|---|---|---|---|---|",
+        rate(slow.push as f64),
+        rate(slow.catch_up as f64)
+    );
+    for (controller, loss, push, catch) in &slow.rows {
+        let scale = if *loss > 0.0 { 0.5 } else { 1.0 };
+        let _ = writeln!(
+            s,
+            "| {controller} | {:.0} % | {} | {} | {} | {} |",
+            loss * 100.0,
+            push.show(rate),
+            yes(push.median() >= 5_000.0 * scale),
+            catch.show(rate),
+            yes(catch.median() >= 10_000.0 * scale),
+        );
+    }
 }
 
 /// Replaces the marked region of `path` with `region` (appending it if the markers are missing).
@@ -1333,6 +1503,12 @@ async fn main() -> Result<()> {
             return Ok(());
         }
     }
+    let mut slow = SlowPath::default();
+    if run(8) {
+        eprintln!("bench: 8. slow path");
+        let o = opts.clone();
+        slow = tokio::task::spawn_blocking(move || case_slow_path(&o)).await??;
+    }
     let peer = if !opts.peer || !run(6) {
         Err(if opts.quick {
             "skipped in --quick mode".to_string()
@@ -1359,6 +1535,7 @@ async fn main() -> Result<()> {
         stream,
         catch_up,
         ingest,
+        slow,
         peer,
     };
     let region = render(&results);
