@@ -303,6 +303,7 @@ impl Store {
             }
             _ => StoreError::Db(e),
         })?;
+        crate::files::restrict_tree(dir).map_err(|e| StoreError::Db(e.into()))?;
         let sealed = |name: &'static str| -> Result<SealedTree, StoreError> {
             Ok(SealedTree {
                 name,

@@ -322,6 +322,26 @@ async fn request_bodies_share_a_per_connection_budget() {
     assert!(poll_once(one.as_mut()).is_ready());
 }
 
+#[tokio::test]
+async fn request_bodies_of_all_connections_share_a_relay_budget() {
+    let limits = Limits {
+        buffered_request_bytes: 8,
+        relay_buffered_bytes: 12,
+        ..Limits::default()
+    };
+    let budget = service::relay_budget(&limits);
+    let (a, b) = (
+        Gate::with_budget(&limits, budget.clone()),
+        Gate::with_budget(&limits, budget),
+    );
+    let held = a.reserve_body(8).await.unwrap();
+    // B's own budget has room, the relay's does not: B waits until A's body is handled.
+    let mut waiting = pin!(b.reserve_body(8));
+    assert!(poll_once(waiting.as_mut()).is_pending());
+    drop(held);
+    assert!(matches!(poll_once(waiting.as_mut()), Poll::Ready(Some(_))));
+}
+
 #[test]
 fn production_limits_are_the_documented_constants() {
     let limits = Limits::default();
@@ -329,6 +349,7 @@ fn production_limits_are_the_documented_constants() {
     assert_eq!(limits.unauthenticated_frame, 1024);
     assert_eq!(limits.unauthenticated_streams, 2);
     assert_eq!(limits.buffered_request_bytes, 8 * 1024 * 1024);
+    assert_eq!(limits.relay_buffered_bytes, 64 * 1024 * 1024);
     assert_eq!(limits.connections, service::MAX_CONNECTIONS);
     assert_eq!(limits.connections_per_ip, 64);
     assert_eq!(
