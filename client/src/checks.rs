@@ -4,7 +4,7 @@
 
 use crate::commands::{random, Paired};
 use crate::store::{Store, StoreError};
-use candor_shared::audit::{audit, AuditEntry, Finding};
+use candor_shared::audit::{audit_with, AuditEntry, Finding};
 use candor_shared::entry::{id_of, Entry, Header, HEADER_LEN};
 use candor_shared::payload::{Checkpoint, Content};
 use candor_shared::DeviceKey;
@@ -38,7 +38,7 @@ pub fn findings(store: &Store, paired: &Paired, now_ms: u64) -> Result<Vec<Findi
         Some(partner) => audit_log(store, &partner.device)?,
         None => Vec::new(),
     };
-    Ok(audit(&mine, &theirs, now_ms))
+    Ok(audit_with(&mine, &theirs, now_ms, &store.future_dated()?))
 }
 
 /// Writes a checkpoint if this device has verified partner entries that its own log does not

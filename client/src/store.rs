@@ -205,6 +205,9 @@ const META_CURSOR: &[u8] = b"cursor";
 const META_LEFT: &[u8] = b"left";
 const META_FROZEN: &[u8] = b"frozen";
 const META_ACKED: &[u8] = b"acked_own";
+/// Entries flagged as dated in the future when met (see `crate::evidence`): postcard list of
+/// (id, ms ahead).
+const META_FUTURE: &[u8] = b"future_dated";
 
 /// Entries this device refused, kept as evidence with the reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -634,8 +637,19 @@ impl Store {
     }
 
     /// Keeps refused entries as evidence, durably (a re-delivery of the same evidence is not
-    /// stored twice).
+    /// stored twice), within the bounds of [`crate::evidence::bounded`].
     pub fn record_evidence(&self, evidence: &Evidence) -> Result<(), StoreError> {
+        let held: Vec<usize> = self
+            .evidence
+            .iter()
+            .map(|i| i.map(|(_, v)| v.len()))
+            .collect::<Result<_, _>>()?;
+        let Some(evidence) =
+            crate::evidence::bounded(evidence.clone(), held.len(), held.iter().sum())
+        else {
+            return Ok(());
+        };
+        let evidence = &evidence;
         let mut hasher = blake3::Hasher::new();
         for entry in &evidence.entries {
             hasher.update(entry);
@@ -663,6 +677,35 @@ impl Store {
             .collect::<Result<_, _>>()?;
         all.sort_by_key(|e| e.time_ms);
         Ok(all)
+    }
+
+    /// Entries this device flagged as dated in the future when it met them: id → ms ahead.
+    pub fn future_dated(&self) -> Result<std::collections::BTreeMap<EntryHash, u64>, StoreError> {
+        Ok(match self.meta.get(META_FUTURE)? {
+            Some(bytes) => postcard::from_bytes::<Vec<(EntryHash, u64)>>(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("future-dated flags: {e}")))?
+                .into_iter()
+                .collect(),
+            None => std::collections::BTreeMap::new(),
+        })
+    }
+
+    /// Adds flags of entries dated in the future, keeping at most `cap`. Not flushed on its own.
+    pub fn add_future_dated(
+        &self,
+        flags: &[(EntryHash, u64)],
+        cap: usize,
+    ) -> Result<(), StoreError> {
+        let mut all = self.future_dated()?;
+        for (id, ahead) in flags {
+            if all.len() < cap {
+                all.entry(*id).or_insert(*ahead);
+            }
+        }
+        let list: Vec<(EntryHash, u64)> = all.into_iter().collect();
+        let bytes = postcard::to_stdvec(&list)
+            .map_err(|e| StoreError::Corrupt(format!("future-dated flags: {e}")))?;
+        self.meta.insert(META_FUTURE, &bytes)
     }
 
     /// Freezes an author's log: no further entries of it are accepted (after equivocation).
@@ -889,17 +932,20 @@ impl Store {
             }
             None => PartnerSeen::default(),
         };
-        // An author's times never go backwards, even if the clock does.
-        let time_ms = match head.count {
-            0 => now_ms,
-            n => {
-                let last = self
-                    .log
+        // An author's times never go backwards, even if the clock does — but a last entry dated
+        // far in the future is flagged, not carried forward (see `crate::evidence::own_time`).
+        let last = match head.count {
+            0 => None,
+            n => Some(
+                self.log
                     .get(log_key(&me, n - 1))?
-                    .ok_or_else(|| StoreError::Corrupt("own log head is missing".into()))?;
-                now_ms.max(candor_shared::entry::peek_time(&last).unwrap_or(0))
-            }
+                    .ok_or_else(|| StoreError::Corrupt("own log head is missing".into()))?,
+            ),
         };
+        let (time_ms, flag) = crate::evidence::own_time(now_ms, last.as_deref());
+        if let Some(flag) = flag {
+            self.add_future_dated(&[flag], crate::evidence::MAX_FUTURE_FLAGS)?;
+        }
         let mut written = Vec::with_capacity(items.len());
         for (class, payload, entry_key) in items {
             if class == Class::Private {

@@ -155,6 +155,11 @@ async fn drive_announcing(
                     let bytes: Vec<&[u8]> = entries.iter().map(|p| p.entry.as_slice()).collect();
                     let applied =
                         store.apply_incoming_page(&keys, precheck_parallel(&keys, &bytes))?;
+                    crate::evidence::flag_future_dated(
+                        store,
+                        &applied.stored,
+                        crate::timefmt::now_ms(),
+                    )?;
                     let pulled = applied
                         .stored
                         .iter()

@@ -99,8 +99,13 @@ pub const MAX_UNAUTHENTICATED_STREAMS: usize = 2;
 /// concurrent streams (two maximum-size frames). A stream waits for room before allocating.
 pub const MAX_BUFFERED_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// Most request-body bytes all connections together may have buffered at once (sixteen
-/// maximum-size frames). A stream waits for room before allocating.
+/// maximum-size frames). A stream waits for room before allocating. Bodies of at most
+/// [`SMALL_REQUEST_BYTES`] do not count: QUIC flow control already bounds them per connection,
+/// and exempting them keeps heads, pulls and ordinary pushes flowing while large frames wait.
 pub const MAX_RELAY_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
+/// Request bodies this small count against their connection's budget only (see
+/// [`MAX_RELAY_BUFFERED_BYTES`]): the authenticated connection window.
+pub const SMALL_REQUEST_BYTES: usize = tls::AUTHENTICATED_RECEIVE_WINDOW as usize;
 /// How long shutdown waits for connections to close before flushing and exiting anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Default rate of new connections per address: 2 per second sustained, 30 at once.
@@ -634,10 +639,12 @@ impl Gate {
         let wanted = u32::try_from(len.min(self.request_bytes_capacity)).ok()?;
         let connection = self.request_bytes.acquire_many(wanted).await.ok()?;
         // The relay budget is at least a connection budget (see `relay_budget`).
-        let relay = Arc::clone(&self.relay_bytes)
-            .acquire_many_owned(wanted)
-            .await
-            .ok()?;
+        let relay = if len > SMALL_REQUEST_BYTES {
+            let budget = Arc::clone(&self.relay_bytes);
+            Some(budget.acquire_many_owned(wanted).await.ok()?)
+        } else {
+            None
+        };
         Some(BodyPermit {
             _connection: connection,
             _relay: relay,
@@ -649,7 +656,7 @@ impl Gate {
 #[derive(Debug)]
 pub(crate) struct BodyPermit<'g> {
     _connection: SemaphorePermit<'g>,
-    _relay: tokio::sync::OwnedSemaphorePermit,
+    _relay: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Permits for a budget of `bytes`: `acquire_many` takes a u32, so never hand out a budget it

@@ -38,10 +38,10 @@ pub const UNAUTHENTICATED_RECEIVE_WINDOW: u32 = 64 * 1024;
 /// reads them — a hostile one that stalls in mid-frame holds at most this much — while a frame
 /// being read streams through it at full speed (on loopback or a LAN, a window of a few hundred
 /// KiB covers the bandwidth-delay product many times over).
-pub const AUTHENTICATED_RECEIVE_WINDOW: u32 = 1024 * 1024;
+pub const AUTHENTICATED_RECEIVE_WINDOW: u32 = 256 * 1024;
 /// Most unread bytes one stream may hold (QUIC stream-level flow control), so one stalled
 /// request cannot take the whole connection window.
-pub const STREAM_RECEIVE_WINDOW: u32 = 256 * 1024;
+pub const STREAM_RECEIVE_WINDOW: u32 = 128 * 1024;
 
 /// Errors loading or creating the TLS identity, or building the server configuration.
 #[derive(Debug, thiserror::Error)]

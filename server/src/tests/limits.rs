@@ -324,9 +324,10 @@ async fn request_bodies_share_a_per_connection_budget() {
 
 #[tokio::test]
 async fn request_bodies_of_all_connections_share_a_relay_budget() {
+    let big = service::SMALL_REQUEST_BYTES + 1;
     let limits = Limits {
-        buffered_request_bytes: 8,
-        relay_buffered_bytes: 12,
+        buffered_request_bytes: 2 * big,
+        relay_buffered_bytes: 3 * big,
         ..Limits::default()
     };
     let budget = service::relay_budget(&limits);
@@ -334,9 +335,11 @@ async fn request_bodies_of_all_connections_share_a_relay_budget() {
         Gate::with_budget(&limits, budget.clone()),
         Gate::with_budget(&limits, budget),
     );
-    let held = a.reserve_body(8).await.unwrap();
+    let held = a.reserve_body(2 * big).await.unwrap();
+    // Small bodies do not wait for the relay budget.
+    assert!(b.reserve_body(service::SMALL_REQUEST_BYTES).await.is_some());
     // B's own budget has room, the relay's does not: B waits until A's body is handled.
-    let mut waiting = pin!(b.reserve_body(8));
+    let mut waiting = pin!(b.reserve_body(2 * big));
     assert!(poll_once(waiting.as_mut()).is_pending());
     drop(held);
     assert!(matches!(poll_once(waiting.as_mut()), Poll::Ready(Some(_))));
