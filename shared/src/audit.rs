@@ -253,9 +253,13 @@ pub fn audit_with(
 /// A duration in plain words, for explanations.
 fn describe_ms(ms: u64) -> String {
     const MINUTE: u64 = 60_000;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+    // Rounded to the nearest unit: an entry three days ahead, met a moment later, is still
+    // "3 days" ahead.
     match ms {
-        ms if ms >= 2 * 24 * 60 * MINUTE => format!("{} days", ms / (24 * 60 * MINUTE)),
-        ms if ms >= 2 * 60 * MINUTE => format!("{} hours", ms / (60 * MINUTE)),
+        ms if ms >= 2 * DAY => format!("{} days", (ms + DAY / 2) / DAY),
+        ms if ms >= 2 * HOUR => format!("{} hours", (ms + HOUR / 2) / HOUR),
         ms => format!("{} minutes", ms.div_ceil(MINUTE)),
     }
 }

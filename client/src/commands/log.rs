@@ -139,7 +139,7 @@ fn records_of(
 }
 
 /// The entry a ledger record refers to, if any.
-fn ledger_target(record: &LedgerRecord) -> Option<EntryHash> {
+pub(super) fn ledger_target(record: &LedgerRecord) -> Option<EntryHash> {
     match record {
         LedgerRecord::PromiseKept(r)
         | LedgerRecord::PromiseMissed(r)

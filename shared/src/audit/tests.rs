@@ -162,7 +162,7 @@ fn an_entry_dated_in_the_future_is_blamed_alone() {
     assert_eq!(findings[0].evidence, vec![t1.id]);
     assert!(findings[0].notice);
     assert!(
-        findings[0].explanation.contains("2 days"),
+        findings[0].explanation.contains("3 days"),
         "{}",
         findings[0].explanation
     );

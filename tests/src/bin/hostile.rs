@@ -21,7 +21,7 @@ use candor_shared::wire::{
     TLS_EXPORTER_LABEL,
 };
 use candor_shared::SpaceId;
-use candor_tests::load::{random, rss_mib, start_relay, RelayProcess};
+use candor_tests::load::{peak_rss_mib, random, rss_mib, start_relay, RelayProcess};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -56,20 +56,6 @@ fn parse_args() -> Result<Args> {
         }
     }
     Ok(args)
-}
-
-/// Peak resident memory of `pid` in MiB (VmHWM).
-fn peak_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 async fn call(conn: &quinn::Connection, request: &Request) -> Result<Response> {
@@ -162,7 +148,7 @@ async fn run(args: &Args, relay: &RelayProcess) -> Result<()> {
     // Give the relay a moment to read what it will read.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let loaded = rss_mib(pid);
-    let peak = peak_mib(pid);
+    let peak = peak_rss_mib(pid);
     let honest = login(&endpoint, addr).await?;
     let asked = Instant::now();
     let answer = call(
