@@ -4,7 +4,7 @@
 
 use crate::commands::{random, Paired};
 use crate::store::{Store, StoreError};
-use candor_shared::audit::{audit, AuditEntry, Finding};
+use candor_shared::audit::{audit_with, AuditEntry, Finding};
 use candor_shared::entry::{id_of, Entry, Header, HEADER_LEN};
 use candor_shared::payload::{Checkpoint, Content};
 use candor_shared::sync::{checkpoint_due, PartnerEntry};
@@ -39,7 +39,7 @@ pub fn findings(store: &Store, paired: &Paired, now_ms: u64) -> Result<Vec<Findi
         Some(partner) => audit_log(store, &partner.device)?,
         None => Vec::new(),
     };
-    Ok(audit(&mine, &theirs, now_ms))
+    Ok(audit_with(&mine, &theirs, now_ms, &store.future_dated()?))
 }
 
 /// Writes a checkpoint if one is due ([`checkpoint_due`]: this device has verified partner

@@ -4,24 +4,27 @@
 //! The file is the one place plaintext touches the disk outside a sealed value, so it is kept
 //! short-lived and private:
 //!
-//! * it is created 0600 in the home (0700), named `.edit-<pid>-<random>.md` after the process
-//!   that owns it, and removed when the editor returns;
-//! * if `candor` is told to stop meanwhile (SIGTERM, SIGHUP) it stops the editor, removes the file
-//!   and exits; SIGINT (Ctrl-C on the terminal) reaches the editor too, which decides — as git
-//!   does, `candor` waits for it and then removes the file;
-//! * a file left behind by a process that no longer exists (kill -9, power loss) is removed by
-//!   the next `candor` command on that home ([`sweep`]);
+//! * it is created 0600 in a directory of its own (0700) in the home (0700), named
+//!   `.edit-<pid>-<random>/` after the process that owns it — so whatever the editor writes
+//!   beside it (swap and backup files) goes with it — and the directory is removed when the
+//!   editor returns;
+//! * if `candor` is told to stop meanwhile (SIGTERM, SIGHUP) it stops the editor (which runs as
+//!   `exec`, so it is the very process `candor` started), removes the directory and exits;
+//!   SIGINT (Ctrl-C on the terminal) reaches the editor too, which decides — as git does,
+//!   `candor` waits for it and then removes the directory;
+//! * a directory left behind by a process that no longer exists (kill -9, power loss) is removed
+//!   by the next `candor` command on that home ([`sweep`]);
 //! * the editor's environment has no `CANDOR_*` variable, so it never sees the passphrase.
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::path::Path;
 use tokio::signal::unix::{signal, SignalKind};
 
-/// Prefix of the temporary files.
+/// Prefix of the temporary directories.
 pub const TEMP_PREFIX: &str = ".edit-";
 
-/// Removes temporary edit files in `root` whose owning process is gone. Best effort: a file
-/// that cannot be removed stays for the next try.
+/// Removes temporary edit directories (and the plain files of older versions) in `root` whose
+/// owning process is gone. Best effort: what cannot be removed stays for the next try.
 pub fn sweep(root: &Path) {
     let Ok(dir) = std::fs::read_dir(root) else {
         return;
@@ -35,7 +38,11 @@ pub fn sweep(root: &Path) {
         // an upgrade, so they go too.
         let owner = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
         if owner.is_none_or(|pid| !alive(pid)) {
-            let _ = std::fs::remove_file(entry.path());
+            let path = entry.path();
+            let _ = match entry.file_type() {
+                Ok(kind) if kind.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
         }
     }
 }
@@ -62,18 +69,19 @@ fn editor(instead: &str) -> Result<String> {
 /// `None` if it did not change. `instead` names the command to use without an editor.
 pub async fn edit(root: &Path, before: &str, instead: &str) -> Result<Option<String>> {
     let editor = editor(instead)?;
-    let file = tempfile::Builder::new()
+    // tempfile creates the directory 0700 and removes it (with anything in it) when dropped.
+    let dir = tempfile::Builder::new()
         .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
-        .suffix(".md")
-        .tempfile_in(root)
-        .context("creating the temporary file")?;
-    std::fs::write(file.path(), before).context("writing the temporary file")?;
+        .tempdir_in(root)
+        .context("creating the temporary directory")?;
+    let file = dir.path().join("text.md");
+    write_private(&file, before).context("writing the temporary file")?;
     let mut command = tokio::process::Command::new("sh");
     command
         .arg("-c")
-        .arg(format!("{editor} \"$1\""))
+        .arg(format!("exec {editor} \"$1\""))
         .arg("sh")
-        .arg(file.path())
+        .arg(&file)
         .kill_on_drop(true);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("CANDOR_") {
@@ -91,26 +99,36 @@ pub async fn edit(root: &Path, before: &str, instead: &str) -> Result<Option<Str
         tokio::select! {
             status = child.wait() => break status.context("waiting for the editor")?,
             _ = interrupt.recv() => continue,
-            _ = term.recv() => return stopped(child, file, "SIGTERM").await,
-            _ = hangup.recv() => return stopped(child, file, "SIGHUP").await,
+            _ = term.recv() => return stopped(child, dir, "SIGTERM").await,
+            _ = hangup.recv() => return stopped(child, dir, "SIGHUP").await,
         }
     };
     if !status.success() {
         bail!("the editor exited with {status}; nothing was recorded");
     }
-    let after = std::fs::read_to_string(file.path()).context("reading the edited text")?;
-    drop(file);
+    let after = std::fs::read_to_string(&file).context("reading the edited text")?;
+    drop(dir);
     Ok((after != before).then_some(after))
 }
 
-/// Stops the editor and removes the temporary file after a signal; never returns normally.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+}
+
+/// Stops the editor and removes the temporary directory after a signal; never returns normally.
 async fn stopped(
     mut child: tokio::process::Child,
-    file: tempfile::NamedTempFile,
+    dir: tempfile::TempDir,
     signal: &str,
 ) -> Result<Option<String>> {
     let _ = child.kill().await;
-    drop(file);
+    drop(dir);
     bail!("stopped by {signal} while the editor was open; nothing was recorded")
 }
 
@@ -123,12 +141,17 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let mine = dir
             .path()
-            .join(format!("{TEMP_PREFIX}{}-abc.md", std::process::id()));
+            .join(format!("{TEMP_PREFIX}{}-abc", std::process::id()));
         // Pid 0x7fff_fff0 is above Linux's pid_max: no such process.
-        let dead = dir.path().join(format!("{TEMP_PREFIX}2147483632-abc.md"));
+        let dead = dir.path().join(format!("{TEMP_PREFIX}2147483632-abc"));
+        for path in [&mine, &dead] {
+            std::fs::create_dir(path)?;
+            std::fs::write(path.join("text.md"), b"x")?;
+            std::fs::write(path.join(".text.md.swp"), b"x")?;
+        }
         let legacy = dir.path().join(format!("{TEMP_PREFIX}abcdef.md"));
         let other = dir.path().join("identity.key");
-        for path in [&mine, &dead, &legacy, &other] {
+        for path in [&legacy, &other] {
             std::fs::write(path, b"x")?;
         }
         sweep(dir.path());

@@ -1,6 +1,7 @@
 //! Files a command writes where the person told it to: never over an existing file unless they
 //! said `--force`, always whole (a temporary file in the same directory, fsynced, then moved into
 //! place, so a crash leaves the old file or the new one), and readable by the owner only (0600).
+//! Also [`restrict_tree`], which keeps the store's directory private.
 
 use anyhow::{bail, Context as _, Result};
 use std::path::Path;
@@ -45,6 +46,23 @@ pub fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     if let Ok(dir) = std::fs::File::open(dir) {
         // Make the new name durable too; a failure here does not undo the write.
         let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Sets `dir` and every directory under it to 0700 and every file under it to 0600: sled creates
+/// the store's files with the process umask. Symbolic links are left alone.
+pub fn restrict_tree(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            restrict_tree(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 //!   `sync --watch`, which holds the database open.
 //! * [`checks`]: the consistency audit of both logs, and checkpoints.
 //! * [`editor`]: the person's editor on a short-lived private temporary file.
+//! * [`evidence`]: bounds on what a device keeps of what it refused, and future-dated flags.
 //! * [`files`]: files written where the person names (never replaced without `--force`).
 //! * [`secret`]: passphrases and unlocking the storage key; [`progress`]: terminal progress.
 //! * [`cli`] and [`commands`]: the command line.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod commands;
 pub mod daemon;
 pub mod editor;
+pub mod evidence;
 pub mod files;
 pub mod home;
 pub mod net;

@@ -226,6 +226,7 @@ fn apply(
     };
     let bytes: Vec<&[u8]> = page.iter().map(|p| p.entry.as_slice()).collect();
     let applied = store.apply_incoming_page(&keys, precheck_parallel(&keys, &bytes))?;
+    crate::evidence::flag_future_dated(store, &applied.stored, crate::timefmt::now_ms())?;
     let pulled = applied
         .stored
         .iter()

@@ -1,8 +1,9 @@
 //! The relay's data directory: where it lives, what is in it, and how files in it are written.
 //!
 //! ```text
-//! DATA/            mode 0700, created on first start
-//!   db/            the sled database (spaces, logs, heads, conflict evidence)
+//! DATA/            mode 0700 (forced at every start, even for a directory that existed)
+//!   db/            the sled database (spaces, logs, heads, conflict evidence): directories
+//!                  0700 and files 0600, forced at every start
 //!   cert.der       the relay's self-signed TLS certificate (DER); devices pin its SHA-256
 //!   key.der        the certificate's private key (PKCS#8 DER), mode 0600
 //! ```
@@ -22,7 +23,7 @@ pub struct DataDir {
 
 impl DataDir {
     /// Uses `root` as the data directory, creating it (and missing parents) with mode 0700 if it
-    /// does not exist yet. An existing directory is used as it is.
+    /// does not exist yet; an existing directory is set to 0700.
     pub fn create(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         if !root.is_dir() {
@@ -34,6 +35,11 @@ impl DataDir {
                 builder.mode(0o700);
             }
             builder.create(&root)?;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&root, fs::Permissions::from_mode(0o700))?;
         }
         Ok(Self { root })
     }
@@ -116,6 +122,26 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: FileMode) -> io::Result<
     result
 }
 
+/// Sets `dir` and every directory under it to 0700 and every file under it to 0600 (for the
+/// database, whose files sled creates with the process umask). Symbolic links are left alone.
+pub fn restrict_tree(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                restrict_tree(&entry.path())?;
+            } else if kind.is_file() {
+                fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
@@ -147,5 +173,26 @@ mod tests {
             assert_eq!(mode(data.root()), 0o700);
             assert_eq!(mode(&key), 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_open_directory_and_its_database_are_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("data");
+        fs::create_dir_all(root.join("db/blobs")).unwrap();
+        fs::write(root.join("db/conf"), b"x").unwrap();
+        for (path, bits) in [(&root, 0o755), (&root.join("db"), 0o755)] {
+            fs::set_permissions(path, fs::Permissions::from_mode(bits)).unwrap();
+        }
+        fs::set_permissions(root.join("db/conf"), fs::Permissions::from_mode(0o644)).unwrap();
+        let data = DataDir::create(&root).unwrap();
+        restrict_tree(&data.db_path()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&root.join("db")), 0o700);
+        assert_eq!(mode(&root.join("db/blobs")), 0o700);
+        assert_eq!(mode(&root.join("db/conf")), 0o600);
     }
 }

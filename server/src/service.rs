@@ -28,8 +28,12 @@
 //!   are refused from their length prefix alone, and QUIC flow control lets the peer send at
 //!   most [`tls::UNAUTHENTICATED_RECEIVE_WINDOW`] bytes of unread stream data;
 //! * after authentication the connection's window grows to
-//!   [`tls::AUTHENTICATED_RECEIVE_WINDOW`], and the request bodies it has buffered at once are
-//!   capped at [`MAX_BUFFERED_REQUEST_BYTES`] (a stream waits for room before allocating its body).
+//!   [`tls::AUTHENTICATED_RECEIVE_WINDOW`] (each stream's to [`tls::STREAM_RECEIVE_WINDOW`]), and
+//!   the request bodies it has buffered at once are capped at [`MAX_BUFFERED_REQUEST_BYTES`], and
+//!   those of all connections together at [`MAX_RELAY_BUFFERED_BYTES`] (a stream waits for room
+//!   in both before allocating its body). So however many authenticated connections hold partly
+//!   sent frames, the relay buffers at most the relay-wide budget in request bodies plus one
+//!   connection window per connection in QUIC (BENCHMARKS.md measures it with 1,024).
 //!
 //! Configured limits ([`Limits`], from `relay.toml`) add: a lower frame cap, a rate of new
 //! connections per address (token bucket), the idle timeout, and — enforced by
@@ -94,6 +98,14 @@ pub const MAX_UNAUTHENTICATED_STREAMS: usize = 2;
 /// Most request-body bytes one authenticated connection may have buffered at once, across its
 /// concurrent streams (two maximum-size frames). A stream waits for room before allocating.
 pub const MAX_BUFFERED_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+/// Most request-body bytes all connections together may have buffered at once (sixteen
+/// maximum-size frames). A stream waits for room before allocating. Bodies of at most
+/// [`SMALL_REQUEST_BYTES`] do not count: QUIC flow control already bounds them per connection,
+/// and exempting them keeps heads, pulls and ordinary pushes flowing while large frames wait.
+pub const MAX_RELAY_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
+/// Request bodies this small count against their connection's budget only (see
+/// [`MAX_RELAY_BUFFERED_BYTES`]): the authenticated connection window.
+pub const SMALL_REQUEST_BYTES: usize = tls::AUTHENTICATED_RECEIVE_WINDOW as usize;
 /// How long shutdown waits for connections to close before flushing and exiting anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Default rate of new connections per address: 2 per second sustained, 30 at once.
@@ -137,6 +149,9 @@ pub struct Limits {
     /// Request-body bytes buffered at once per connection ([`MAX_BUFFERED_REQUEST_BYTES`]; a
     /// larger frame, if allowed at all, waits until it has the whole budget to itself).
     pub buffered_request_bytes: usize,
+    /// Request-body bytes buffered at once by all connections together
+    /// ([`MAX_RELAY_BUFFERED_BYTES`]; at least `buffered_request_bytes` is used).
+    pub relay_buffered_bytes: usize,
     /// New connections per address ([`ADDRESS_CONNECTIONS`]).
     pub address_connections: Rate,
     /// Idle timeout of a connection whose peer went silent ([`tls::IDLE_TIMEOUT`]).
@@ -154,6 +169,7 @@ impl Default for Limits {
             unauthenticated_frame: MAX_UNAUTHENTICATED_FRAME,
             unauthenticated_streams: MAX_UNAUTHENTICATED_STREAMS,
             buffered_request_bytes: MAX_BUFFERED_REQUEST_BYTES,
+            relay_buffered_bytes: MAX_RELAY_BUFFERED_BYTES,
             address_connections: ADDRESS_CONNECTIONS,
             idle_timeout: tls::IDLE_TIMEOUT,
             max_frame: MAX_FRAME,
@@ -174,6 +190,14 @@ pub enum SetupError {
         path: std::path::PathBuf,
         /// Why.
         source: StoreError,
+    },
+    /// The database's files could not be made private (0700 directories, 0600 files).
+    #[error("could not restrict the permissions of {path}: {source}")]
+    Permissions {
+        /// The database directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// The UDP socket could not be bound.
     #[error("could not listen on {addr}: {source}")]
@@ -216,6 +240,11 @@ pub fn bind_with(
     let config = tls::server_config_with(&identity, limits.idle_timeout)?;
     let db_path = data.db_path();
     let store = SledStore::open(&db_path).map_err(|source| SetupError::Store {
+        path: db_path.clone(),
+        source,
+    })?;
+    // sled creates its files with the process umask: only the relay's user may read them.
+    crate::data::restrict_tree(&db_path).map_err(|source| SetupError::Permissions {
         path: db_path,
         source,
     })?;
@@ -266,6 +295,7 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let hub = Arc::new(Hub::default());
+    let relay_bytes = relay_budget(&limits);
     let limit = Arc::new(Semaphore::new(limits.connections));
     let per_address = Arc::new(AddressTable::default());
     let address_rates = AddressRates::default();
@@ -361,10 +391,12 @@ pub async fn run_with(
                 let hub = Arc::clone(&hub);
                 let metrics = Arc::clone(&metrics);
                 let stopping = stopping.subscribe();
+                let relay_bytes = Arc::clone(&relay_bytes);
                 connections.spawn(
                     async move {
                         metrics.connection_opened();
-                        handle_connection(incoming, relay, hub, limits, &metrics, stopping).await;
+                        let shared = Shared { relay, hub, relay_bytes };
+                        handle_connection(incoming, shared, limits, &metrics, stopping).await;
                         metrics.connection_closed();
                         drop((permit, claim));
                     }
@@ -536,6 +568,9 @@ pub(crate) struct Gate {
     unauthenticated_streams: Semaphore,
     /// One permit per request-body byte buffered ([`Limits::buffered_request_bytes`]).
     request_bytes: Semaphore,
+    /// One permit per request-body byte buffered by any connection of the relay
+    /// ([`Limits::relay_buffered_bytes`]), shared by every connection's gate.
+    relay_bytes: Arc<Semaphore>,
     /// The number of permits `request_bytes` was created with.
     request_bytes_capacity: usize,
     /// [`Limits::unauthenticated_frame`].
@@ -545,16 +580,20 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
+    /// A gate with a relay-wide budget of its own (a connection alone, in tests).
+    #[cfg(test)]
     pub(crate) fn new(limits: &Limits) -> Self {
-        // `acquire_many` takes a u32; never hand out a budget it could not ask for at once.
-        let capacity = limits
-            .buffered_request_bytes
-            .clamp(1, u32::MAX as usize)
-            .min(Semaphore::MAX_PERMITS);
+        Self::with_budget(limits, relay_budget(limits))
+    }
+
+    /// A gate drawing on `relay_bytes`, the budget shared by all connections ([`relay_budget`]).
+    pub(crate) fn with_budget(limits: &Limits, relay_bytes: Arc<Semaphore>) -> Self {
+        let capacity = budget_permits(limits.buffered_request_bytes);
         Self {
             authenticated: watch::Sender::new(false),
             unauthenticated_streams: Semaphore::new(limits.unauthenticated_streams.max(1)),
             request_bytes: Semaphore::new(capacity),
+            relay_bytes,
             request_bytes_capacity: capacity,
             unauthenticated_frame: limits.unauthenticated_frame,
             max_frame: limits.max_frame.min(MAX_FRAME),
@@ -593,13 +632,49 @@ impl Gate {
         len > self.unauthenticated_frame && !self.is_authenticated()
     }
 
-    /// Waits until `len` more request-body bytes fit in the connection's budget and reserves
-    /// them (a frame larger than the whole budget waits for all of it). Hold the permit until
-    /// the request has been handled.
-    pub(crate) async fn reserve_body(&self, len: usize) -> Option<SemaphorePermit<'_>> {
+    /// Waits until `len` more request-body bytes fit in the connection's budget and then in the
+    /// relay's, and reserves them (a frame larger than a whole budget waits for all of it). Hold
+    /// the permit until the request has been handled.
+    pub(crate) async fn reserve_body(&self, len: usize) -> Option<BodyPermit<'_>> {
         let wanted = u32::try_from(len.min(self.request_bytes_capacity)).ok()?;
-        self.request_bytes.acquire_many(wanted).await.ok()
+        let connection = self.request_bytes.acquire_many(wanted).await.ok()?;
+        // The relay budget is at least a connection budget (see `relay_budget`).
+        let relay = if len > SMALL_REQUEST_BYTES {
+            let budget = Arc::clone(&self.relay_bytes);
+            Some(budget.acquire_many_owned(wanted).await.ok()?)
+        } else {
+            None
+        };
+        Some(BodyPermit {
+            _connection: connection,
+            _relay: relay,
+        })
     }
+}
+
+/// Room reserved for one request body in its connection's budget and in the relay's.
+#[derive(Debug)]
+pub(crate) struct BodyPermit<'g> {
+    _connection: SemaphorePermit<'g>,
+    _relay: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Permits for a budget of `bytes`: `acquire_many` takes a u32, so never hand out a budget it
+/// could not ask for at once.
+fn budget_permits(bytes: usize) -> usize {
+    bytes
+        .clamp(1, u32::MAX as usize)
+        .min(Semaphore::MAX_PERMITS)
+}
+
+/// The relay-wide budget of buffered request-body bytes ([`Limits::relay_buffered_bytes`]), at
+/// least one connection's budget so that any frame one connection may buffer fits.
+pub(crate) fn relay_budget(limits: &Limits) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(budget_permits(
+        limits
+            .relay_buffered_bytes
+            .max(limits.buffered_request_bytes),
+    )))
 }
 
 /// What the streams of one connection share.
@@ -611,14 +686,26 @@ struct ConnState {
     stopping: watch::Receiver<bool>,
 }
 
-async fn handle_connection(
-    incoming: quinn::Incoming,
+/// What every connection of the relay shares.
+struct Shared {
     relay: Arc<Relay<SledStore>>,
     hub: Arc<Hub>,
+    /// The relay-wide budget of buffered request-body bytes ([`relay_budget`]).
+    relay_bytes: Arc<Semaphore>,
+}
+
+async fn handle_connection(
+    incoming: quinn::Incoming,
+    shared: Shared,
     limits: Limits,
     metrics: &Arc<Metrics>,
     stopping: watch::Receiver<bool>,
 ) {
+    let Shared {
+        relay,
+        hub,
+        relay_bytes,
+    } = shared;
     // The deadline runs from acceptance, so a slow handshake counts against it too.
     let auth_deadline = Instant::now() + limits.auth_deadline;
     let connecting = match incoming.accept() {
@@ -650,7 +737,7 @@ async fn handle_connection(
     let state = Arc::new(ConnState {
         conn: conn.clone(),
         session: Mutex::new(Session::new(exporter)),
-        gate: Gate::new(&limits),
+        gate: Gate::with_budget(&limits, relay_bytes),
         metrics: Arc::clone(metrics),
         stopping: stopping.clone(),
     });
@@ -727,7 +814,7 @@ enum ReadFailure {
 async fn read_request<'g>(
     recv: &mut RecvStream,
     gate: &'g Gate,
-) -> Result<(Request, SemaphorePermit<'g>), ReadFailure> {
+) -> Result<(Request, BodyPermit<'g>), ReadFailure> {
     use quinn::ReadExactError;
     let broken = |e: ReadExactError, what: &str| match e {
         ReadExactError::FinishedEarly(got) => ReadFailure::Bad(

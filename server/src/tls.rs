@@ -34,8 +34,14 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 64;
 /// completes a handshake; `Hello` and `Authenticate` need a few hundred bytes.
 pub const UNAUTHENTICATED_RECEIVE_WINDOW: u32 = 64 * 1024;
 /// The connection-level receive window once the session has authenticated (the relay raises it
-/// then): room for a few maximum-size request frames in flight at once.
-pub const AUTHENTICATED_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
+/// then). It bounds what QUIC buffers for a connection that sends frames faster than the relay
+/// reads them — a hostile one that stalls in mid-frame holds at most this much — while a frame
+/// being read streams through it at full speed (on loopback or a LAN, a window of a few hundred
+/// KiB covers the bandwidth-delay product many times over).
+pub const AUTHENTICATED_RECEIVE_WINDOW: u32 = 256 * 1024;
+/// Most unread bytes one stream may hold (QUIC stream-level flow control), so one stalled
+/// request cannot take the whole connection window.
+pub const STREAM_RECEIVE_WINDOW: u32 = 128 * 1024;
 
 /// Errors loading or creating the TLS identity, or building the server configuration.
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +226,7 @@ pub fn server_config_with(
     transport.max_concurrent_uni_streams(0u32.into());
     transport.receive_window(UNAUTHENTICATED_RECEIVE_WINDOW.into());
     set_congestion(&mut transport);
+    transport.stream_receive_window(STREAM_RECEIVE_WINDOW.into());
 
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(Arc::new(transport));

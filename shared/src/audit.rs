@@ -14,15 +14,26 @@
 //! * **Backdating.** An author's times go backwards within their log, or an entry claims to be
 //!   written before an entry of mine it had already verified (clocks drift, so a tolerance
 //!   applies and these are flagged, not refused).
+//! * **Dated in the future.** An entry dated beyond the tolerance past the clock of the device
+//!   that met it (the partner's on receipt, its own when it next writes): flagged once, by the
+//!   device that saw it, in [`future_dated`]. Such an entry is blamed alone: it sets no bar for
+//!   the entries after it in its log, nor for the other log's entries that acknowledge it, so an
+//!   honest partner is never called a backdater for answering it.
+//! * **A view that goes back.** An author's `partner_seen` count falls within their log: a
+//!   later entry claims to have seen less of the other log than an earlier one, which would let
+//!   an author date an answer before the question it answers.
 //! * **Withholding.** My entries that the partner's device has still not confirmed after a while:
 //!   "your partner has not seen anything from you since …".
 
 use crate::entry::Header;
 use crate::{DeviceKey, EntryHash};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// How far an author's clock may run behind before an entry is flagged as backdated.
 pub const CLOCK_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+/// How far past a device's clock an entry it meets may be dated before it is flagged.
+pub const FUTURE_TOLERANCE_MS: u64 = CLOCK_TOLERANCE_MS;
 /// How long entries may stay unconfirmed by the partner's device before a notice.
 pub const WITHHOLDING_NOTICE_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -47,6 +58,18 @@ pub enum FindingKind {
     Backdated,
     /// My entries are not confirmed by the partner's device for a long time (a notice).
     Withheld,
+    /// An entry was dated beyond the tolerance past this device's clock when it met it.
+    FutureDated,
+    /// An author's view of the other log went back within their log.
+    ViewWentBack,
+}
+
+/// How far past `now_ms` (this device's clock) an entry dated `time_ms` is, if beyond
+/// [`FUTURE_TOLERANCE_MS`]: the check a device makes when it receives a partner entry, and
+/// before it writes after its own last entry.
+pub fn future_dated(time_ms: u64, now_ms: u64) -> Option<u64> {
+    let ahead = time_ms.saturating_sub(now_ms);
+    (ahead > FUTURE_TOLERANCE_MS).then_some(ahead)
 }
 
 /// A problem, explained, with the entries that prove it.
@@ -64,7 +87,58 @@ pub struct Finding {
 
 /// Checks what each log says about the other. `mine` and `theirs` are the two logs in seq order.
 pub fn audit(mine: &[AuditEntry], theirs: &[AuditEntry], now_ms: u64) -> Vec<Finding> {
+    audit_with(mine, theirs, now_ms, &BTreeMap::new())
+}
+
+/// [`audit`], with the entries this device flagged as dated in the future when it met them
+/// (id → how far ahead, in ms; see [`future_dated`]).
+pub fn audit_with(
+    mine: &[AuditEntry],
+    theirs: &[AuditEntry],
+    now_ms: u64,
+    future: &BTreeMap<EntryHash, u64>,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
+    for (log, whose) in [(mine, "your"), (theirs, "your partner's")] {
+        for entry in log.iter().filter(|e| future.contains_key(&e.id)) {
+            let ahead = future.get(&entry.id).copied().unwrap_or(0);
+            findings.push(Finding {
+                kind: FindingKind::FutureDated,
+                explanation: format!(
+                    "{whose} entry {} is dated {} ahead of this device's clock when it arrived: \
+                     its author's clock was wrong, or it was dated in the future on purpose; it \
+                     sets no bar for the entries written after it",
+                    entry.header.seq,
+                    describe_ms(ahead)
+                ),
+                evidence: vec![entry.id],
+                notice: true,
+            });
+        }
+        let mut highest_seen: Option<&AuditEntry> = None;
+        for entry in log {
+            if let Some(before) = highest_seen {
+                if entry.header.partner_seen.count < before.header.partner_seen.count {
+                    findings.push(Finding {
+                        kind: FindingKind::ViewWentBack,
+                        explanation: format!(
+                            "{whose} entry {} says it had seen {} entries of the other log, but \
+                             entry {} before it had already seen {}: an author's view never goes \
+                             back, so one of them misstates what was seen when",
+                            entry.header.seq,
+                            entry.header.partner_seen.count,
+                            before.header.seq,
+                            before.header.partner_seen.count
+                        ),
+                        evidence: vec![before.id, entry.id],
+                        notice: false,
+                    });
+                    continue;
+                }
+            }
+            highest_seen = Some(entry);
+        }
+    }
     views_of(
         mine,
         theirs,
@@ -82,20 +156,32 @@ pub fn audit(mine: &[AuditEntry], theirs: &[AuditEntry], now_ms: u64) -> Vec<Fin
         &mut findings,
     );
     for (log, whose) in [(mine, "your"), (theirs, "your partner's")] {
-        for pair in log.windows(2) {
-            if pair[1].header.time_ms + CLOCK_TOLERANCE_MS < pair[0].header.time_ms {
-                findings.push(Finding {
-                    kind: FindingKind::Backdated,
-                    explanation: format!(
-                        "{whose} entry {} is dated {} ms before the entry that precedes it ({}): \
-                         the clock went backwards or the entry was backdated",
-                        pair[1].header.seq,
-                        pair[0].header.time_ms - pair[1].header.time_ms,
-                        pair[0].header.seq
-                    ),
-                    evidence: vec![pair[0].id, pair[1].id],
-                    notice: false,
-                });
+        // Each entry against the latest-dated earlier entry of its log, leaving out entries
+        // flagged as dated in the future (blamed alone, above).
+        let mut latest: Option<&AuditEntry> = None;
+        for entry in log {
+            if future.contains_key(&entry.id) {
+                continue;
+            }
+            match latest {
+                Some(before)
+                    if entry.header.time_ms + CLOCK_TOLERANCE_MS < before.header.time_ms =>
+                {
+                    findings.push(Finding {
+                        kind: FindingKind::Backdated,
+                        explanation: format!(
+                            "{whose} entry {} is dated {} ms before an entry that precedes it \
+                             ({}): the clock went backwards or the entry was backdated",
+                            entry.header.seq,
+                            before.header.time_ms - entry.header.time_ms,
+                            before.header.seq
+                        ),
+                        evidence: vec![before.id, entry.id],
+                        notice: false,
+                    });
+                }
+                Some(before) if before.header.time_ms >= entry.header.time_ms => {}
+                _ => latest = Some(entry),
             }
         }
     }
@@ -105,6 +191,9 @@ pub fn audit(mine: &[AuditEntry], theirs: &[AuditEntry], now_ms: u64) -> Vec<Fin
             let Some(seen_entry) = seen.checked_sub(1).and_then(|i| other.get(i as usize)) else {
                 continue;
             };
+            if future.contains_key(&seen_entry.id) {
+                continue;
+            }
             if entry.header.time_ms + CLOCK_TOLERANCE_MS < seen_entry.header.time_ms {
                 findings.push(Finding {
                     kind: FindingKind::Backdated,
@@ -159,6 +248,20 @@ pub fn audit(mine: &[AuditEntry], theirs: &[AuditEntry], now_ms: u64) -> Vec<Fin
         }
     }
     findings
+}
+
+/// A duration in plain words, for explanations.
+fn describe_ms(ms: u64) -> String {
+    const MINUTE: u64 = 60_000;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+    // Rounded to the nearest unit: an entry three days ahead, met a moment later, is still
+    // "3 days" ahead.
+    match ms {
+        ms if ms >= 2 * DAY => format!("{} days", (ms + DAY / 2) / DAY),
+        ms if ms >= 2 * HOUR => format!("{} hours", (ms + HOUR / 2) / HOUR),
+        ms => format!("{} minutes", ms.div_ceil(MINUTE)),
+    }
 }
 
 /// Checks the views `viewers` recorded of `viewed`.

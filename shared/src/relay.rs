@@ -245,6 +245,18 @@ fn error(code: ErrorCode, message: impl Into<String>) -> Handled {
     Handled::reply(Response::error(code, message))
 }
 
+/// The one answer to any request about a space `device` is not in, whether or not it exists.
+fn not_member(device: &DeviceKey, space: &SpaceId) -> Handled {
+    error(
+        ErrorCode::Forbidden,
+        format!(
+            "device {} is not a member of space {}",
+            device.short(),
+            space.short()
+        ),
+    )
+}
+
 impl<S: RelayStore> Relay<S> {
     /// Wraps a store, with the default [`RelayLimits`].
     pub fn new(store: S) -> Self {
@@ -471,14 +483,7 @@ impl<S: RelayStore> Relay<S> {
         Ok(match self.store.space(space)? {
             Some(record) if record.is_member(device) => Ok(record),
             // Same answer for "no such space" and "not yours": do not confirm a space exists.
-            _ => Err(error(
-                ErrorCode::Forbidden,
-                format!(
-                    "device {} is not a member of space {}",
-                    device.short(),
-                    space.short()
-                ),
-            )),
+            _ => Err(not_member(device, space)),
         })
     }
 
@@ -504,11 +509,18 @@ impl<S: RelayStore> Relay<S> {
             ));
         }
         let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        if self.store.space(&space)?.is_some() {
-            return Ok(error(
-                ErrorCode::SpaceExists,
-                "a space with this id already exists",
-            ));
+        if let Some(existing) = self.store.space(&space)? {
+            // Its creator asking again (a lost answer) gets the same answer; anyone else gets
+            // the answer every request about a space one is not in gets.
+            if existing.members.first() == Some(&member)
+                && existing.invite_verifier == invite_verifier
+            {
+                return Ok(Handled {
+                    flush: Some(self.flush_ticket()),
+                    ..Handled::reply(Response::SpaceCreated)
+                });
+            }
+            return Ok(not_member(&device, &space));
         }
         let record = SpaceRecord {
             members: vec![member],
@@ -538,17 +550,18 @@ impl<S: RelayStore> Relay<S> {
             ));
         }
         let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        // One answer for "no such space" and "wrong invite": do not confirm a space exists.
+        let invalid = || {
+            error(
+                ErrorCode::InviteInvalid,
+                "the invite does not match a space on this relay",
+            )
+        };
         let Some(mut record) = self.store.space(&space)? else {
-            return Ok(error(
-                ErrorCode::UnknownSpace,
-                "the invite names a space this relay does not have",
-            ));
+            return Ok(invalid());
         };
         if !token_matches(&token, &record.invite_verifier) {
-            return Ok(error(
-                ErrorCode::InviteInvalid,
-                "the invite does not match this space",
-            ));
+            return Ok(invalid());
         }
         let joined = record.members.len() >= MAX_MEMBERS;
         // The same device joining again because its first answer was lost: answer again, until

@@ -205,6 +205,19 @@ pub fn sync_both(a: &Device, b: &Device) -> Result<()> {
     Ok(())
 }
 
+/// The stdout of a command that must have succeeded.
+fn succeeded(args: &[&str], out: &Output) -> Result<String> {
+    if !out.status.success() {
+        bail!(
+            "candor {:?} failed ({}): {}",
+            args,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// One device: a `--home` directory.
 pub struct Device {
     /// The home directory.
@@ -242,16 +255,7 @@ impl Device {
 
     /// Runs a command that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.run(args)?;
-        if !out.status.success() {
-            bail!(
-                "candor {:?} failed ({}): {}",
-                args,
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        succeeded(args, &self.run(args)?)
     }
 
     /// Runs a command that must succeed with `input` on its standard input; returns stdout.
@@ -266,16 +270,7 @@ impl Device {
         if let Some(mut stdin) = child.stdin.take() {
             std::io::Write::write_all(&mut stdin, input.as_bytes())?;
         }
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!(
-                "candor {:?} failed ({}): {}",
-                args,
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        succeeded(args, &child.wait_with_output()?)
     }
 
     /// Runs a command that must fail; returns stderr.

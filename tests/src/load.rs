@@ -92,12 +92,22 @@ pub fn start_relay(relay: Option<&Path>, devices: usize) -> Result<RelayProcess>
 
 /// Resident memory of process `pid` in MiB (VmRSS).
 pub fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+/// Peak resident memory of process `pid` in MiB (VmHWM).
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// A memory figure of `/proc/PID/status` (given in kB there) in MiB; 0 if unreadable.
+fn status_mib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })

@@ -500,6 +500,49 @@ fn backdated_entry_is_flagged() -> Result<()> {
 }
 
 #[test]
+fn an_entry_dated_days_ahead_is_flagged_on_receipt_and_blamed_alone() -> Result<()> {
+    let c = Couple::new()?;
+    c.alex_writes(&["one"])?;
+    quiet_sync(&c.sam)?;
+    let last = c.alex_log()?.pop().context("Alex's newest entry")?;
+    let three_days = 3 * 24 * 60 * 60 * 1000;
+    let ahead = c.alex_keys.note(
+        last.header.seq + 1,
+        last.hash,
+        last.header.time_ms + three_days,
+        last.header.partner_seen,
+        "See you on Friday",
+    )?;
+    c.evil.plant(&c.space, &ahead)?;
+
+    // Sam's device accepts it, says at once that it is dated ahead, and keeps syncing: its own
+    // answers (the checkpoint acknowledging it, a reply) are not called backdated.
+    let out = c.sam.run(&["sync"])?;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_contains(
+        &stderr,
+        &["notice", "ahead of this device's clock", "3 days"],
+    );
+    c.sam.ok(&["log", "add", "Friday works"])?;
+    let out = c.sam.run(&["sync"])?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("backdated"),
+        "{}",
+        text(&out.stderr)
+    );
+    let verified = c.sam.run(&["verify"])?;
+    let report = format!("{}{}", text(&verified.stdout), text(&verified.stderr));
+    assert!(!report.contains("backdated"), "{report}");
+    assert_contains(
+        &report,
+        &["ahead of this device's clock", &short16(&ahead.hash)],
+    );
+    Ok(())
+}
+
+#[test]
 fn withheld_entries_show_in_the_fingerprint() -> Result<()> {
     let c = Couple::new()?;
     c.alex_writes(&["one"])?;

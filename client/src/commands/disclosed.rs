@@ -96,22 +96,13 @@ pub fn describe(payload: &Payload) -> Described {
 }
 
 fn ledger(record: &LedgerRecord) -> Described {
-    let d = Described::new(record.kind_name(), record.describe());
+    let d = Described::new(record.kind_name(), record.describe()).refers(record.target());
     match record {
         LedgerRecord::PromiseMade(r) => d.date("due", r.due_ms),
-        LedgerRecord::PromiseRenegotiated(r) => d.date("due", r.due_ms).refers(Some(r.promise)),
+        LedgerRecord::PromiseRenegotiated(r) => d.date("due", r.due_ms),
         LedgerRecord::Plan(r) => d.date("when", Some(r.when_ms)),
         LedgerRecord::AgreementProposed(r) => d.date("review", Some(r.review_ms)),
-        LedgerRecord::SupportReply(r) => d.refers(Some(r.request)),
-        LedgerRecord::PromiseKept(r)
-        | LedgerRecord::PromiseMissed(r)
-        | LedgerRecord::StatusConfirmed(r)
-        | LedgerRecord::StatusDisputed(r)
-        | LedgerRecord::Ack(r)
-        | LedgerRecord::AgreementAccepted(r)
-        | LedgerRecord::AgreementDeclined(r)
-        | LedgerRecord::AgreementEnded(r) => d.refers(Some(r.target)),
-        LedgerRecord::SupportRequest(_) | LedgerRecord::Left(_) => d,
+        _ => d,
     }
 }
 

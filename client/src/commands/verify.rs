@@ -126,6 +126,13 @@ pub fn verify(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
         ));
         evidence_ids.push(ids);
     }
+    if crate::evidence::is_full(kept.len()) {
+        problems.push(format!(
+            "the evidence kept here reached its limit of {} records: later refusals were \
+             refused but not kept",
+            crate::evidence::MAX_RECORDS
+        ));
+    }
     if json {
         out.line(serde_json::to_string_pretty(&serde_json::json!({
             "ok": problems.is_empty(),

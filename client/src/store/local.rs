@@ -2,8 +2,8 @@
 //! details, the journal, evidence, frozen logs and acknowledged counts.
 
 use super::{
-    decode_u64, Store, StoreError, META_ACKED, META_CURSOR, META_FROZEN, META_JOURNAL_BACKUP,
-    META_LEFT, META_SPACE,
+    decode_u64, Store, StoreError, META_ACKED, META_CURSOR, META_FROZEN, META_FUTURE,
+    META_JOURNAL_BACKUP, META_LEFT, META_SPACE,
 };
 use candor_shared::invite::RelayFingerprint;
 use candor_shared::journal::JournalRecord;
@@ -130,8 +130,19 @@ impl Store {
     }
 
     /// Keeps refused entries as evidence, durably (a re-delivery of the same evidence is not
-    /// stored twice).
+    /// stored twice), within the bounds of [`crate::evidence::bounded`].
     pub fn record_evidence(&self, evidence: &Evidence) -> Result<(), StoreError> {
+        let held: Vec<usize> = self
+            .evidence
+            .iter()
+            .map(|i| i.map(|(_, v)| v.len()))
+            .collect::<Result<_, _>>()?;
+        let Some(evidence) =
+            crate::evidence::bounded(evidence.clone(), held.len(), held.iter().sum())
+        else {
+            return Ok(());
+        };
+        let evidence = &evidence;
         let mut hasher = blake3::Hasher::new();
         for entry in &evidence.entries {
             hasher.update(entry);
@@ -159,6 +170,35 @@ impl Store {
             .collect::<Result<_, _>>()?;
         all.sort_by_key(|e| e.time_ms);
         Ok(all)
+    }
+
+    /// Entries this device flagged as dated in the future when it met them: id → ms ahead.
+    pub fn future_dated(&self) -> Result<std::collections::BTreeMap<EntryHash, u64>, StoreError> {
+        Ok(match self.meta.get(META_FUTURE)? {
+            Some(bytes) => postcard::from_bytes::<Vec<(EntryHash, u64)>>(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("future-dated flags: {e}")))?
+                .into_iter()
+                .collect(),
+            None => std::collections::BTreeMap::new(),
+        })
+    }
+
+    /// Adds flags of entries dated in the future, keeping at most `cap`. Not flushed on its own.
+    pub fn add_future_dated(
+        &self,
+        flags: &[(EntryHash, u64)],
+        cap: usize,
+    ) -> Result<(), StoreError> {
+        let mut all = self.future_dated()?;
+        for (id, ahead) in flags {
+            if all.len() < cap {
+                all.entry(*id).or_insert(*ahead);
+            }
+        }
+        let list: Vec<(EntryHash, u64)> = all.into_iter().collect();
+        let bytes = postcard::to_stdvec(&list)
+            .map_err(|e| StoreError::Corrupt(format!("future-dated flags: {e}")))?;
+        self.meta.insert(META_FUTURE, &bytes)
     }
 
     /// Freezes an author's log: no further entries of it are accepted (after equivocation).

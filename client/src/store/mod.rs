@@ -175,6 +175,9 @@ const META_CURSOR: &[u8] = b"cursor";
 const META_LEFT: &[u8] = b"left";
 const META_FROZEN: &[u8] = b"frozen";
 const META_ACKED: &[u8] = b"acked_own";
+/// Entries flagged as dated in the future when met (see `crate::evidence`): postcard list of
+/// (id, ms ahead).
+const META_FUTURE: &[u8] = b"future_dated";
 
 /// The sled-backed store.
 pub struct Store {
@@ -253,6 +256,7 @@ impl Store {
             }
             _ => StoreError::Db(e),
         })?;
+        crate::files::restrict_tree(dir).map_err(|e| StoreError::Db(e.into()))?;
         let sealed = |tree: Tree| -> Result<SealedTree, StoreError> {
             Ok(SealedTree {
                 name: tree.name(),
@@ -567,17 +571,20 @@ impl Store {
             }
             None => PartnerSeen::default(),
         };
-        // An author's times never go backwards, even if the clock does.
-        let time_ms = match head.count {
-            0 => now_ms,
-            n => {
-                let last = self
-                    .log
+        // An author's times never go backwards, even if the clock does — but a last entry dated
+        // far in the future is flagged, not carried forward (see `crate::evidence::own_time`).
+        let last = match head.count {
+            0 => None,
+            n => Some(
+                self.log
                     .get(log_key(&me, n - 1))?
-                    .ok_or_else(|| StoreError::Corrupt("own log head is missing".into()))?;
-                now_ms.max(candor_shared::entry::peek_time(&last).unwrap_or(0))
-            }
+                    .ok_or_else(|| StoreError::Corrupt("own log head is missing".into()))?,
+            ),
         };
+        let (time_ms, flag) = crate::evidence::own_time(now_ms, last.as_deref());
+        if let Some(flag) = flag {
+            self.add_future_dated(&[flag], crate::evidence::MAX_FUTURE_FLAGS)?;
+        }
         let mut written = Vec::with_capacity(items.len());
         for (class, payload, entry_key) in items {
             if class == Class::Private {

@@ -118,24 +118,6 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("read model: {e}")))
 }
 
-/// The entry a ledger record is about, if any.
-fn ledger_target(record: &ledger::Record) -> Option<EntryHash> {
-    use ledger::Record as R;
-    match record {
-        R::PromiseKept(r)
-        | R::PromiseMissed(r)
-        | R::StatusConfirmed(r)
-        | R::StatusDisputed(r)
-        | R::Ack(r)
-        | R::AgreementAccepted(r)
-        | R::AgreementDeclined(r)
-        | R::AgreementEnded(r) => Some(r.target),
-        R::PromiseRenegotiated(r) => Some(r.promise),
-        R::SupportReply(r) => Some(r.request),
-        _ => None,
-    }
-}
-
 /// The timeline row of a shown entry: kind, text and what it refers to.
 fn timeline_row(entry: &Entry, record: &Record, kind: &str) -> TimelineRow {
     let mut row = TimelineRow {
@@ -154,7 +136,7 @@ fn timeline_row(entry: &Entry, record: &Record, kind: &str) -> TimelineRow {
     match record {
         Record::Ledger(r) => {
             row.text = r.describe();
-            row.refers_to = ledger_target(r);
+            row.refers_to = r.target();
         }
         Record::NoteEdit(edit) => {
             row.text = format!("edited the shared note {:?}", edit.name);

@@ -322,6 +322,29 @@ async fn request_bodies_share_a_per_connection_budget() {
     assert!(poll_once(one.as_mut()).is_ready());
 }
 
+#[tokio::test]
+async fn request_bodies_of_all_connections_share_a_relay_budget() {
+    let big = service::SMALL_REQUEST_BYTES + 1;
+    let limits = Limits {
+        buffered_request_bytes: 2 * big,
+        relay_buffered_bytes: 3 * big,
+        ..Limits::default()
+    };
+    let budget = service::relay_budget(&limits);
+    let (a, b) = (
+        Gate::with_budget(&limits, budget.clone()),
+        Gate::with_budget(&limits, budget),
+    );
+    let held = a.reserve_body(2 * big).await.unwrap();
+    // Small bodies do not wait for the relay budget.
+    assert!(b.reserve_body(service::SMALL_REQUEST_BYTES).await.is_some());
+    // B's own budget has room, the relay's does not: B waits until A's body is handled.
+    let mut waiting = pin!(b.reserve_body(2 * big));
+    assert!(poll_once(waiting.as_mut()).is_pending());
+    drop(held);
+    assert!(matches!(poll_once(waiting.as_mut()), Poll::Ready(Some(_))));
+}
+
 #[test]
 fn production_limits_are_the_documented_constants() {
     let limits = Limits::default();
@@ -329,6 +352,7 @@ fn production_limits_are_the_documented_constants() {
     assert_eq!(limits.unauthenticated_frame, 1024);
     assert_eq!(limits.unauthenticated_streams, 2);
     assert_eq!(limits.buffered_request_bytes, 8 * 1024 * 1024);
+    assert_eq!(limits.relay_buffered_bytes, 64 * 1024 * 1024);
     assert_eq!(limits.connections, service::MAX_CONNECTIONS);
     assert_eq!(limits.connections_per_ip, 64);
     assert_eq!(

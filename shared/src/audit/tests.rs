@@ -141,3 +141,63 @@ fn the_same_wrong_view_is_explained_once_with_all_its_evidence() {
         vec![theirs[1].id, mine[1].id, theirs[2].id]
     );
 }
+
+#[test]
+fn an_entry_dated_in_the_future_is_blamed_alone() {
+    // Their entry 1 is dated three days ahead; their entry 2 (honest again) and my entry that
+    // acknowledges entry 1 carry ordinary times.
+    let m0 = entry(ME, 0, T0, (0, EntryHash::ZERO));
+    let t0 = entry(THEM, 0, T0 + 1, (1, m0.id));
+    let t1 = entry(THEM, 1, T0 + 72 * HOUR, (1, m0.id));
+    let m1 = entry(ME, 1, T0 + 2, (2, t1.id));
+    let t2 = entry(THEM, 2, T0 + 3, (2, m1.id));
+    let (mine, theirs) = (vec![m0, m1], vec![t0, t1.clone(), t2]);
+    // Without the flag, the honest entries after it are blamed.
+    let unflagged = audit(&mine, &theirs, T0 + HOUR);
+    assert!(unflagged.iter().any(|f| f.kind == FindingKind::Backdated));
+    let flagged = BTreeMap::from([(t1.id, 72 * HOUR - 1)]);
+    let findings = audit_with(&mine, &theirs, T0 + HOUR, &flagged);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].kind, FindingKind::FutureDated);
+    assert_eq!(findings[0].evidence, vec![t1.id]);
+    assert!(findings[0].notice);
+    assert!(
+        findings[0].explanation.contains("3 days"),
+        "{}",
+        findings[0].explanation
+    );
+    // It hides no real backdating after it.
+    let mut theirs = theirs;
+    theirs[2].header.time_ms = T0 - 2 * HOUR;
+    let findings = audit_with(&mine, &theirs, T0 + HOUR, &flagged);
+    assert!(findings.iter().any(
+        |f| f.kind == FindingKind::Backdated && f.evidence == vec![theirs[0].id, theirs[2].id]
+    ));
+}
+
+#[test]
+fn a_view_of_the_other_log_that_goes_back_is_flagged() {
+    let (mine, mut theirs) = honest();
+    let m2 = entry(ME, 2, T0 + 4, (2, theirs[1].id));
+    let mine = [mine, vec![m2]].concat();
+    let t2 = entry(THEM, 2, T0 + 5, (1, mine[0].id)); // saw 2 of mine before, now claims 1
+    theirs.push(t2);
+    let findings = audit(&mine, &theirs, T0 + HOUR);
+    let back: Vec<_> = findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::ViewWentBack)
+        .collect();
+    assert_eq!(back.len(), 1, "{findings:?}");
+    assert_eq!(back[0].evidence, vec![theirs[1].id, theirs[2].id]);
+    assert!(!back[0].notice);
+}
+
+#[test]
+fn future_dating_is_judged_against_the_local_clock_with_a_tolerance() {
+    assert_eq!(future_dated(T0 + FUTURE_TOLERANCE_MS, T0), None);
+    assert_eq!(
+        future_dated(T0 + FUTURE_TOLERANCE_MS + 1, T0),
+        Some(FUTURE_TOLERANCE_MS + 1)
+    );
+    assert_eq!(future_dated(T0 - HOUR, T0), None);
+}

@@ -236,6 +236,23 @@ impl Record {
         }))
     }
 
+    /// The entry this record acts on (the promise kept, the request answered, …), if any.
+    pub fn target(&self) -> Option<EntryHash> {
+        match self {
+            Self::PromiseKept(r)
+            | Self::PromiseMissed(r)
+            | Self::StatusConfirmed(r)
+            | Self::StatusDisputed(r)
+            | Self::Ack(r)
+            | Self::AgreementAccepted(r)
+            | Self::AgreementDeclined(r)
+            | Self::AgreementEnded(r) => Some(r.target),
+            Self::PromiseRenegotiated(r) => Some(r.promise),
+            Self::SupportReply(r) => Some(r.request),
+            _ => None,
+        }
+    }
+
     /// A short lower-case name of the record's kind, as `log list` shows it.
     pub fn kind_name(&self) -> &'static str {
         match self {

@@ -770,3 +770,73 @@ fn space_quota_refuses_what_does_not_fit_and_keeps_what_did() {
         vec![PushOutcome::Duplicate, PushOutcome::Duplicate]
     );
 }
+
+#[test]
+fn join_and_create_answer_alike_for_a_missing_space_and_a_space_one_is_not_in() {
+    let (relay, _, _, key) = paired();
+    let outsider = device(3);
+    let mut so = login(&relay, &outsider);
+    let join = |so: &mut Session, space: SpaceId| {
+        relay
+            .handle_request(
+                so,
+                Request::Join {
+                    space,
+                    token: [0; 32],
+                    member: card(&outsider, &key),
+                },
+                [0; 32],
+            )
+            .response
+    };
+    let existing = join(&mut so, SPACE);
+    let missing = join(&mut so, SpaceId([8; 16]));
+    assert!(matches!(
+        existing,
+        Response::Error {
+            code: ErrorCode::InviteInvalid,
+            ..
+        }
+    ));
+    assert_eq!(existing, missing);
+    // Creating over a taken id answers as any request about a space one is not in does.
+    let secret = InviteSecret([6; 32]);
+    let create = relay.handle_request(
+        &mut so,
+        Request::CreateSpace {
+            space: SPACE,
+            invite_verifier: secret.verifier(),
+            sealed_space_key: secret.seal_space_key(&SPACE, &key, [1; 24]),
+            member: card(&outsider, &key),
+        },
+        [0; 32],
+    );
+    let heads = relay.handle_request(&mut so, Request::Heads { space: SPACE }, [0; 32]);
+    assert_eq!(create.response, heads.response);
+    assert!(matches!(
+        heads.response,
+        Response::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_creator_asking_again_gets_the_same_answer() {
+    let relay = Relay::new(MemoryStore::default());
+    let key = SpaceKey::from_bytes([9; 32]);
+    let a = device(1);
+    let secret = InviteSecret([5; 32]);
+    let mut sa = login(&relay, &a);
+    let create = || Request::CreateSpace {
+        space: SPACE,
+        invite_verifier: secret.verifier(),
+        sealed_space_key: secret.seal_space_key(&SPACE, &key, [1; 24]),
+        member: card(&a, &key),
+    };
+    for _ in 0..2 {
+        let created = relay.handle_request(&mut sa, create(), [0; 32]);
+        assert_eq!(created.response, Response::SpaceCreated);
+    }
+}
