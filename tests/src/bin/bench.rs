@@ -29,6 +29,9 @@
 //! 5. **limits**: Ed25519 verify (one by one, batch, batch on all cores), XChaCha20-Poly1305 on
 //!    256 B, sled inserts with and without flush, and quinn 256 B request/response over loopback,
 //!    sequential and 64 in flight.
+//! 7. **PostgreSQL**: durable ingest with sled, with PostgreSQL behind one relay and behind two
+//!    relays sharing it, in one run, and p99 push → partner notified across the two relays
+//!    (`candor_tests::pg_load`; needs PostgreSQL's server binaries).
 //! 6. **peer**: `scripts/syncthing-peer.sh` moves 1,000 small files from one Syncthing to
 //!    another through an untrusted "receive encrypted" Syncthing in the middle.
 //!
@@ -952,7 +955,52 @@ struct Results {
     stream: Stream,
     catch_up: CatchUp,
     ingest: Ingest,
+    postgres: Option<std::result::Result<candor_tests::pg_load::PgFigures, String>>,
     peer: std::result::Result<Peer, String>,
+}
+
+/// Case 7: one run of each store, in the same process and minute.
+fn render_postgres(
+    s: &mut String,
+    pg: &std::result::Result<candor_tests::pg_load::PgFigures, String>,
+) {
+    let _ = writeln!(s, "\n### 7. PostgreSQL behind the relay\n");
+    match pg {
+        Err(why) => {
+            let _ = writeln!(s, "Not measured: {why}");
+        }
+        Ok(pg) => {
+            let _ = writeln!(
+                s,
+                "{} writers (one space each, partner subscribed on the other relay when there \
+                 are two) push {} entries in batches of {}; each push waits for its durable \
+                 acknowledgement (sled: flushed and fsynced; PostgreSQL: committed, `fsync` and \
+                 `synchronous_commit` on, one throw-away cluster on a Unix socket).\n\n\
+                 | store | durably acknowledged entries/s | target |\n|---|---|---|",
+                pg.writers,
+                rate(pg.entries as f64),
+                candor_tests::pg_load::BATCH
+            );
+            let _ = writeln!(s, "| sled, one relay | {} | |", rate(pg.sled));
+            let _ = writeln!(s, "| PostgreSQL, one relay | {} | |", rate(pg.pg_one));
+            let _ = writeln!(
+                s,
+                "| PostgreSQL, two relays on one database | {} | ≥ 10,000: {} |",
+                rate(pg.pg_two),
+                yes(pg.pg_two >= 10_000.0)
+            );
+            let _ = writeln!(
+                s,
+                "\nWrite → partner notified across relays (push on relay 1, `Notify` on relay 2 \
+                 through LISTEN/NOTIFY), {} single-entry pushes: p50 {}, p99 {} (target p99 < \
+                 20 ms: {}).",
+                pg.notify_samples,
+                ms(pg.notify_p50_ms),
+                ms(pg.notify_p99_ms),
+                yes(pg.notify_p99_ms < 20.0)
+            );
+        }
+    }
 }
 
 fn render(r: &Results) -> String {
@@ -1119,6 +1167,9 @@ fn render(r: &Results) -> String {
         "\nRelay CPU during ingest: {} cores busy.",
         ing.relay_cores.show(|v| format!("{v:.2}"))
     );
+    if let Some(pg) = &r.postgres {
+        render_postgres(&mut s, pg);
+    }
     let _ = writeln!(s, "\n### Peer: Syncthing\n");
     match &r.peer {
         Ok(peer) => {
@@ -1226,6 +1277,18 @@ async fn main() -> Result<()> {
         eprintln!("bench: 4. relay ingest");
         ingest = case_ingest(&opts).await?;
     }
+    let postgres = run(7).then_some(()).map(|()| {
+        eprintln!("bench: 7. PostgreSQL behind one and two relays");
+        (opts.quick, candor_tests::binary("candor-relay"))
+    });
+    let postgres = match postgres {
+        Some((quick, relay)) => Some(
+            candor_tests::pg_load::measure(&relay, quick)
+                .await
+                .map_err(|e| format!("{e:#}")),
+        ),
+        None => None,
+    };
     let peer = if !opts.peer || !run(6) {
         Err(if opts.quick {
             "skipped in --quick mode".to_string()
@@ -1252,6 +1315,7 @@ async fn main() -> Result<()> {
         stream,
         catch_up,
         ingest,
+        postgres,
         peer,
     };
     let region = render(&results);
