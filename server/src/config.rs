@@ -336,6 +336,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn store_passwords_are_masked_when_shown() {
+        assert_eq!(
+            mask_password("postgres://candor:s3cret@db:5432/candor?host=/x"),
+            "postgres://candor:***@db:5432/candor?host=/x"
+        );
+        assert_eq!(
+            mask_password("postgres://candor@db/c"),
+            "postgres://candor@db/c"
+        );
+        let config = Config::parse("store = \"postgres://u:hunter2@h/d\"").unwrap();
+        let shown = toml::to_string(&config).unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://u:***@h/d"), "{shown}");
+    }
+
+    #[test]
     fn example_is_exactly_the_defaults() {
         let parsed = Config::parse(EXAMPLE).unwrap();
         assert_eq!(parsed, Config::default());

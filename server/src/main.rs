@@ -59,6 +59,8 @@ Examples:
   candor-relay serve
   candor-relay serve --listen [::]:4433 --data /var/lib/candor-relay
   candor-relay serve --config /etc/candor-relay/relay.toml --log-format json
+  PGPASSWORD=… candor-relay serve --store postgres://candor@db.internal/candor
+  candor-relay serve --store 'postgres://candor@localhost/candor?host=/run/postgresql'
   CANDOR_RELAY_LISTEN=127.0.0.1:0 candor-relay serve   # any free port, printed on start";
 
 /// Candor's self-hosted QUIC relay: stores only ciphertext and forwards it between partners.
