@@ -240,6 +240,16 @@ pub enum SpaceCommand {
         #[arg(long, value_name = "T")]
         note: Option<String>,
     },
+    /// Use another address of the same relay: it moved host, or it is another relay process
+    /// sharing the database and certificate. The relay at the new address must present the
+    /// pinned fingerprint and know this space; nothing else changes.
+    ///
+    /// Example: candor space relay relay2.example.net:4433
+    Relay {
+        /// The relay's new address, HOST:PORT.
+        #[arg(value_name = "HOST:PORT")]
+        address: String,
+    },
     /// Show the space, relay and partner this device is paired with.
     Show {
         /// Print as JSON.

@@ -32,12 +32,43 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// Data directory (default: the platform data directory).
     pub data: Option<PathBuf>,
+    /// Where entries are stored: unset or `sled` for the data directory's embedded database,
+    /// `postgres://…` for a PostgreSQL database (shown with its password masked).
+    #[serde(serialize_with = "serialize_masked")]
+    pub store: Option<String>,
+    /// File holding the PostgreSQL password (its first line), when the store URL has none.
+    pub store_password_file: Option<PathBuf>,
     /// Log format (default text).
     pub log_format: Option<LogFormat>,
     /// Limits.
     pub limits: LimitsConfig,
     /// The optional metrics endpoint.
     pub metrics: MetricsConfig,
+}
+
+/// `postgres://user:secret@host/db` with the secret masked (`postgres://user:***@host/db`).
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+fn serialize_masked<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_some(&mask_password(url)),
+        None => s.serialize_none(),
+    }
 }
 
 /// `[metrics]`: a Prometheus text-format endpoint, off unless `listen` is set.
@@ -256,6 +287,14 @@ pub const EXAMPLE: &str = r#"# candor-relay configuration. Every key is optional
 # Database, TLS certificate and key. Back this directory up; never lose key.der.
 # data = "/var/lib/candor-relay"
 
+# Where entries are stored: "sled" (the data directory's embedded database) or a PostgreSQL
+# URL, which several relay processes may share (give them all the same cert.der and key.der).
+# The password may be in this URL (keep the file 0600), in store_password_file, or in the
+# PGPASSWORD environment variable; never on the command line.
+# store = "sled"
+# store = "postgres://candor@db.internal/candor"
+# store_password_file = "/etc/candor-relay/pg-password"
+
 # "text" or "json" (one object per line). Logs never contain keys, tokens or entry bytes.
 # log_format = "text"
 
@@ -295,6 +334,22 @@ device_request_burst = 200
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_passwords_are_masked_when_shown() {
+        assert_eq!(
+            mask_password("postgres://candor:s3cret@db:5432/candor?host=/x"),
+            "postgres://candor:***@db:5432/candor?host=/x"
+        );
+        assert_eq!(
+            mask_password("postgres://candor@db/c"),
+            "postgres://candor@db/c"
+        );
+        let config = Config::parse("store = \"postgres://u:hunter2@h/d\"").unwrap();
+        let shown = toml::to_string(&config).unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://u:***@h/d"), "{shown}");
+    }
 
     #[test]
     fn example_is_exactly_the_defaults() {

@@ -45,6 +45,13 @@ impl Hub {
         }
     }
 
+    /// The spaces that have subscribers now.
+    pub fn spaces_subscribed(&self) -> Vec<SpaceId> {
+        let mut channels = self.channels();
+        channels.retain(|_, sender| sender.receiver_count() > 0);
+        channels.keys().copied().collect()
+    }
+
     /// Number of spaces with a live channel (for tests and diagnostics).
     pub fn spaces(&self) -> usize {
         let mut channels = self.channels();

@@ -1,9 +1,11 @@
 //! The `candor-relay` command: run a Candor relay, or print its certificate fingerprint.
 
 use anyhow::Context as _;
-use candor_relay::config::{Config, LogFormat, EXAMPLE};
+use candor_relay::backend::RelayDb;
+use candor_relay::config::{self, Config, LogFormat, EXAMPLE};
 use candor_relay::data::DataDir;
 use candor_relay::metrics::{self, Metrics, StoreGauges};
+use candor_relay::postgres::PgStore;
 use candor_relay::{service, tls};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write as _;
@@ -57,6 +59,8 @@ Examples:
   candor-relay serve
   candor-relay serve --listen [::]:4433 --data /var/lib/candor-relay
   candor-relay serve --config /etc/candor-relay/relay.toml --log-format json
+  PGPASSWORD=… candor-relay serve --store postgres://candor@db.internal/candor
+  candor-relay serve --store 'postgres://candor@localhost/candor?host=/run/postgresql'
   CANDOR_RELAY_LISTEN=127.0.0.1:0 candor-relay serve   # any free port, printed on start";
 
 /// Candor's self-hosted QUIC relay: stores only ciphertext and forwards it between partners.
@@ -120,7 +124,19 @@ struct ServeArgs {
     /// Serve Prometheus metrics on this TCP address (e.g. 127.0.0.1:9464). Off by default.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Where entries are stored: `sled` (the default: the data directory's own database) or a
+    /// PostgreSQL URL (postgres://USER@HOST[:PORT]/DB, or ?host=/socket/dir) that several relay
+    /// processes may share. Never put the password here (argv is visible to every user): use
+    /// PGPASSWORD, --store-password-file, or the URL in CANDOR_RELAY_STORE or the config file.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// File whose first line is the PostgreSQL password.
+    #[arg(long, value_name = "FILE")]
+    store_password_file: Option<PathBuf>,
 }
+
+/// Environment variable that may name the store (unlike --store, it may carry a password).
+const STORE_ENV: &str = "CANDOR_RELAY_STORE";
 
 /// Listen address when neither a flag, the environment nor the file sets one.
 const DEFAULT_LISTEN: &str = "0.0.0.0:4433";
@@ -234,16 +250,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("could not start the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let bound = service::bind_with(listen, &data, &limits, relay_limits)?;
+        let bound = match open_postgres(&args, &config).await? {
+            Some(store) => service::bind_store(listen, &data, &limits, relay_limits, store.into())?,
+            None => service::bind_with(listen, &data, &limits, relay_limits)?,
+        };
         let metrics = Arc::new(Metrics::default());
         let mut metrics_line = None;
         if let Some(addr) = metrics_listen {
-            let store = bound.relay.store().clone();
-            let gauges = Arc::new(move || StoreGauges {
-                spaces: store.space_count(),
-                flushes: store.flush_count(),
-                disk_bytes: store.disk_bytes(),
-            });
+            let gauges = store_gauges(bound.relay.store());
             let bound_addr = metrics::serve(addr, Arc::clone(&metrics), gauges)
                 .await
                 .with_context(|| format!("could not serve metrics on {addr}"))?;
@@ -266,6 +280,88 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(?limits, ?relay_limits, "limits");
         service::run_with(bound.endpoint, bound.relay, limits, metrics, shutdown).await
     })
+}
+
+/// The PostgreSQL store the flags, environment or file name, connected and migrated; `None` for
+/// the data directory's sled database.
+async fn open_postgres(args: &ServeArgs, config: &Config) -> anyhow::Result<Option<PgStore>> {
+    let from_env = std::env::var(STORE_ENV).ok().filter(|v| !v.is_empty());
+    let url = match (&args.store, from_env, config.store.clone()) {
+        (Some(url), _, _) => {
+            let parsed: tokio_postgres::Config = match url.as_str() {
+                "sled" => return Ok(None),
+                url => url.parse().context("--store is not a PostgreSQL URL")?,
+            };
+            anyhow::ensure!(
+                parsed.get_password().is_none(),
+                "--store must not carry a password (other users can read a command line): use \
+                 PGPASSWORD, --store-password-file, or {STORE_ENV}"
+            );
+            url.clone()
+        }
+        (None, Some(url), _) | (None, None, Some(url)) => url,
+        (None, None, None) => return Ok(None),
+    };
+    if url == "sled" {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        url.starts_with("postgres://") || url.starts_with("postgresql://"),
+        "the store must be \"sled\" or a postgres:// URL, not {}",
+        config::mask_password(&url)
+    );
+    let mut pg: tokio_postgres::Config = url
+        .parse()
+        .with_context(|| format!("{} is not a PostgreSQL URL", config::mask_password(&url)))?;
+    if pg.get_password().is_none() {
+        let file = args
+            .store_password_file
+            .as_ref()
+            .or(config.store_password_file.as_ref());
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("could not read the password file {}", file.display()))?;
+            pg.password(text.lines().next().unwrap_or_default());
+        } else if let Ok(password) = std::env::var("PGPASSWORD") {
+            pg.password(password);
+        }
+    }
+    let store = PgStore::connect(pg, tokio::runtime::Handle::current())
+        .await
+        .with_context(|| format!("could not open the store {}", config::mask_password(&url)))?;
+    Ok(Some(store))
+}
+
+/// The store's gauges for the metrics endpoint. PostgreSQL's are queried in the background
+/// (every few seconds) so that a scrape never waits on the database.
+fn store_gauges(store: &RelayDb) -> Arc<dyn Fn() -> StoreGauges + Send + Sync> {
+    match store {
+        RelayDb::Sled(store) => {
+            let store = store.clone();
+            Arc::new(move || StoreGauges {
+                spaces: store.space_count(),
+                flushes: store.flush_count(),
+                disk_bytes: store.disk_bytes(),
+            })
+        }
+        RelayDb::Postgres(store) => {
+            let latest = Arc::new(std::sync::Mutex::new(StoreGauges::default()));
+            let (store, writer) = (store.clone(), Arc::clone(&latest));
+            tokio::spawn(async move {
+                loop {
+                    if let (Ok(spaces), Ok(disk_bytes)) =
+                        (store.space_count().await, store.disk_bytes().await)
+                    {
+                        let mut gauges = writer.lock().unwrap_or_else(|p| p.into_inner());
+                        gauges.spaces = spaces;
+                        gauges.disk_bytes = disk_bytes;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                }
+            });
+            Arc::new(move || *latest.lock().unwrap_or_else(|p| p.into_inner()))
+        }
+    }
 }
 
 /// Installs the Ctrl-C and (on Unix) SIGTERM handlers now, and returns a future that completes

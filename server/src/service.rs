@@ -51,6 +51,7 @@
 //! Logs never contain entry bytes, keys, signatures or invite tokens: only request kinds, short
 //! device/space ids, addresses and errors.
 
+use crate::backend::RelayDb;
 use crate::data::DataDir;
 use crate::hub::Hub;
 use crate::metrics::{self, Metrics};
@@ -215,7 +216,7 @@ pub struct Bound {
     /// The QUIC endpoint, listening.
     pub endpoint: quinn::Endpoint,
     /// The relay logic over its database.
-    pub relay: Arc<Relay<SledStore>>,
+    pub relay: Arc<Relay<RelayDb>>,
     /// The certificate fingerprint devices pin.
     pub fingerprint: RelayFingerprint,
     /// The address actually bound (the real port when asked for port 0).
@@ -236,8 +237,6 @@ pub fn bind_with(
     limits: &Limits,
     relay_limits: RelayLimits,
 ) -> Result<Bound, SetupError> {
-    let identity = tls::load_or_create(data)?;
-    let config = tls::server_config_with(&identity, limits.idle_timeout)?;
     let db_path = data.db_path();
     let store = SledStore::open(&db_path).map_err(|source| SetupError::Store {
         path: db_path.clone(),
@@ -248,6 +247,20 @@ pub fn bind_with(
         path: db_path,
         source,
     })?;
+    bind_store(listen, data, limits, relay_limits, store.into())
+}
+
+/// [`bind_with`] on an already opened store (PostgreSQL, say) instead of the data directory's
+/// sled database; the data directory still holds the TLS identity.
+pub fn bind_store(
+    listen: SocketAddr,
+    data: &DataDir,
+    limits: &Limits,
+    relay_limits: RelayLimits,
+    store: RelayDb,
+) -> Result<Bound, SetupError> {
+    let identity = tls::load_or_create(data)?;
+    let config = tls::server_config_with(&identity, limits.idle_timeout)?;
     let bind_error = |source| SetupError::Bind {
         addr: listen,
         source,
@@ -279,7 +292,7 @@ pub fn bind_with(
 /// and flushes the database.
 pub async fn run(
     endpoint: quinn::Endpoint,
-    relay: Arc<Relay<SledStore>>,
+    relay: Arc<Relay<RelayDb>>,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -289,13 +302,20 @@ pub async fn run(
 /// [`run`], counting into `metrics`.
 pub async fn run_with(
     endpoint: quinn::Endpoint,
-    relay: Arc<Relay<SledStore>>,
+    relay: Arc<Relay<RelayDb>>,
     limits: Limits,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let hub = Arc::new(Hub::default());
     let relay_bytes = relay_budget(&limits);
+    // Relays sharing a PostgreSQL database hear each other's appends.
+    let _listener = relay.store().as_postgres().map(|store| {
+        AbortOnDrop(tokio::spawn(crate::pg_notify::listen(
+            store.config().clone(),
+            Arc::clone(&hub),
+        )))
+    });
     let limit = Arc::new(Semaphore::new(limits.connections));
     let per_address = Arc::new(AddressTable::default());
     let address_rates = AddressRates::default();
@@ -441,6 +461,15 @@ pub async fn run_with(
         .context("could not flush the relay database on shutdown")?;
     info!("database flushed; stopped");
     Ok(())
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Completes the handshake of a connection that is over a limit only to close it with a reason
@@ -688,7 +717,7 @@ struct ConnState {
 
 /// What every connection of the relay shares.
 struct Shared {
-    relay: Arc<Relay<SledStore>>,
+    relay: Arc<Relay<RelayDb>>,
     hub: Arc<Hub>,
     /// The relay-wide budget of buffered request-body bytes ([`relay_budget`]).
     relay_bytes: Arc<Semaphore>,
@@ -891,7 +920,7 @@ fn response_kind(response: &Response) -> &'static str {
 async fn handle_stream(
     mut send: SendStream,
     mut recv: RecvStream,
-    relay: Arc<Relay<SledStore>>,
+    relay: Arc<Relay<RelayDb>>,
     hub: Arc<Hub>,
     state: Arc<ConnState>,
 ) {

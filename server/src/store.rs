@@ -9,8 +9,13 @@
 //! | `heads`       | space (16) ‖ author (32)             | postcard [`LogHead`]        |
 //! | `hashes`      | space (16) ‖ author (32) ‖ seq (8)   | entry hash (32)             |
 //! | `entries`     | space (16) ‖ cursor (8)              | the entry in wire form      |
-//! | `conflicts`   | space (16) ‖ entry hash (32)         | the conflicting entry       |
+//! | `conflicts`   | space (16) ‖ author (32) ‖ seq (8)   | entry hash (32) ‖ the entry |
 //! | `usage`       | space (16)                           | entry bytes stored (u64)    |
+//!
+//! One conflicting entry is kept per (space, author, seq), and its bytes count in `usage`.
+//! Relays before that rule keyed `conflicts` by space (16) ‖ entry hash (32) with the entry as
+//! the value; such records are still listed by [`SledStore::conflicts`] but neither counted nor
+//! consulted.
 //!
 //! Space records written before relays recorded the creation time (the `created_ms` field) are
 //! still read: they decode as created at time 0, whose invite never expires. The `usage` tree
@@ -19,8 +24,10 @@
 //!
 //! Cursors start at 1 in each space and are never reused: entries are never deleted, and the next
 //! cursor is one past the largest stored. [`RelayStore::append`] writes the entry, the hash index,
-//! the head and the usage in one multi-tree transaction. The [`candor_shared::relay::Relay`] serializes all
-//! writes, so reading the last cursor just before that transaction is race-free.
+//! the head and the usage in one multi-tree transaction. The [`candor_shared::relay::Relay`] writes only under
+//! [`RelayStore::lock_space`], which for sled is one mutex for the whole database (a sled
+//! database belongs to one process), so reading the last cursor just before that transaction is
+//! race-free.
 //!
 //! Writes reach disk when sled flushes (periodically, or when the driver calls
 //! [`SledStore::flush`], which it does before acknowledging anything). sled 0.34's flush writes
@@ -115,12 +122,8 @@ fn entry_key(space: &SpaceId, cursor: u64) -> [u8; 24] {
     key
 }
 
-fn conflict_key(space: &SpaceId, hash: &EntryHash) -> [u8; 48] {
-    let mut key = [0u8; 48];
-    key[..16].copy_from_slice(&space.0);
-    key[16..].copy_from_slice(&hash.0);
-    key
-}
+/// Length of a `conflicts` key of the relays that kept every conflict (space ‖ entry hash).
+const LEGACY_CONFLICT_KEY: usize = 48;
 
 fn decode_head(bytes: &[u8]) -> Result<LogHead, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| corrupt("log head", e))
@@ -134,7 +137,7 @@ struct LegacySpaceRecord {
     sealed_space_key: Option<Vec<u8>>,
 }
 
-fn decode_space(bytes: &[u8]) -> Result<SpaceRecord, StoreError> {
+pub(crate) fn decode_space(bytes: &[u8]) -> Result<SpaceRecord, StoreError> {
     match postcard::from_bytes::<SpaceRecord>(bytes) {
         Ok(record) => Ok(record),
         Err(e) => match postcard::from_bytes::<LegacySpaceRecord>(bytes) {
@@ -159,7 +162,7 @@ fn encode_head(head: &LogHead) -> Result<Vec<u8>, StoreError> {
     postcard::to_stdvec(head).map_err(|e| corrupt("new log head", e))
 }
 
-fn encode_space(record: &SpaceRecord) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode_space(record: &SpaceRecord) -> Result<Vec<u8>, StoreError> {
     postcard::to_stdvec(record).map_err(|e| corrupt("new space", e))
 }
 
@@ -190,6 +193,8 @@ struct GroupCommit {
 #[derive(Clone, Debug)]
 pub struct SledStore {
     group: Arc<GroupCommit>,
+    /// Held by the relay while it writes ([`RelayStore::lock_space`]).
+    writes: Arc<std::sync::Mutex<()>>,
     db: sled::Db,
     /// sled's data file, `fdatasync`ed after each flush (absent for temporary databases).
     data_file: Option<Arc<std::fs::File>>,
@@ -228,6 +233,7 @@ impl SledStore {
             db,
             data_file: None,
             group: Arc::default(),
+            writes: Arc::default(),
         })
     }
 
@@ -274,13 +280,24 @@ impl SledStore {
     }
 
     /// Conflicting entries (two different entries signed at one seq) kept as evidence for a
-    /// space, in entry-hash order.
+    /// space: those kept by earlier relays first (in entry-hash order), then one per (author,
+    /// seq) in that order.
     pub fn conflicts(&self, space: &SpaceId) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.conflicts
-            .scan_prefix(space_key(space))
-            .values()
-            .map(|value| Ok(value?.to_vec()))
-            .collect()
+        let mut legacy = Vec::new();
+        let mut current = Vec::new();
+        for item in self.conflicts.scan_prefix(space_key(space)) {
+            let (key, value) = item?;
+            if key.len() == LEGACY_CONFLICT_KEY {
+                legacy.push(value.to_vec());
+            } else {
+                let entry = value
+                    .get(32..)
+                    .ok_or_else(|| corrupt("conflict", format!("{} bytes", value.len())))?;
+                current.push(entry.to_vec());
+            }
+        }
+        legacy.extend(current);
+        Ok(legacy)
     }
 
     /// The last cursor used in a space (0 if it has no entries).
@@ -297,6 +314,11 @@ impl SledStore {
 
 impl RelayStore for SledStore {
     type Error = StoreError;
+    type SpaceLock<'a> = std::sync::MutexGuard<'a, ()>;
+
+    fn lock_space(&self, _: &SpaceId) -> Result<Self::SpaceLock<'_>, StoreError> {
+        Ok(self.writes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 
     fn space(&self, space: &SpaceId) -> Result<Option<SpaceRecord>, StoreError> {
         self.spaces
@@ -454,15 +476,51 @@ impl RelayStore for SledStore {
         }
     }
 
+    fn conflict_at(
+        &self,
+        space: &SpaceId,
+        author: &DeviceKey,
+        seq: u64,
+    ) -> Result<Option<EntryHash>, StoreError> {
+        self.conflicts
+            .get(hash_key(space, author, seq))?
+            .map(|value| {
+                value
+                    .get(..32)
+                    .and_then(|hash| <[u8; 32]>::try_from(hash).ok())
+                    .map(EntryHash)
+                    .ok_or_else(|| corrupt("conflict", format!("{} bytes", value.len())))
+            })
+            .transpose()
+    }
+
     fn record_conflict(
         &self,
         space: &SpaceId,
         entry: &Entry,
         bytes: &[u8],
-    ) -> Result<(), StoreError> {
-        self.conflicts
-            .insert(conflict_key(space, &entry.hash), bytes)?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let key = hash_key(space, &entry.header.author, entry.header.seq);
+        let mut value = Vec::with_capacity(32 + bytes.len());
+        value.extend_from_slice(&entry.hash.0);
+        value.extend_from_slice(bytes);
+        tx_result(
+            (&self.conflicts, &self.usage).transaction(|(conflicts, usage)| {
+                if conflicts.get(&key[..])?.is_some() {
+                    return Ok(false);
+                }
+                conflicts.insert(&key[..], value.as_slice())?;
+                let used = match usage.get(&space_key(space)[..])? {
+                    Some(old) => decode_usage(&old).map_err(ConflictableTransactionError::Abort)?,
+                    None => 0,
+                };
+                usage.insert(
+                    &space_key(space)[..],
+                    &used.saturating_add(bytes.len() as u64).to_be_bytes()[..],
+                )?;
+                Ok(true)
+            }),
+        )
     }
 
     fn page(

@@ -124,3 +124,22 @@ fn serve_prints_address_and_fingerprint_then_stops_on_sigterm() {
     assert_eq!(rest, "");
     assert_eq!(fingerprint(&data), printed);
 }
+
+#[test]
+fn a_store_password_on_the_command_line_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = relay(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--store",
+        "postgres://candor:hunter2@127.0.0.1:1/candor",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("must not carry a password"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}

@@ -72,10 +72,14 @@ impl SpaceRecord {
 ///
 /// # Contract
 ///
-/// * **Serialized writes.** [`Relay`] never calls the writing methods ([`put_space`],
-///   [`append`], [`record_conflict`]) concurrently, so an implementation may read the last
-///   cursor and then write without further locking. Reads may run concurrently with a write and
-///   must see either all or none of it.
+/// * **Serialized writes per space.** [`Relay`] calls the writing methods ([`put_space`],
+///   [`append`], [`append_batch`], [`record_conflict`]) for a space only while it holds that
+///   space's [`lock_space`] guard, and it makes the reads that decide those writes (record, heads,
+///   hashes, usage, conflicts) under the same guard. The guard must exclude every other writer of
+///   the space *sharing the store*: a mutex is enough for a store one process owns (sled, memory);
+///   a database shared by several relay processes needs a lock in the database (PostgreSQL: an
+///   advisory lock). Reads may run concurrently with a write and must see either all or none of
+///   it.
 /// * **Atomic appends.** [`append`] stores the entry under its cursor, the author's hash at that
 ///   seq, the author's new head and the space's byte usage all together or not at all, even
 ///   across a crash.
@@ -83,6 +87,9 @@ impl SpaceRecord {
 ///   because entries are never deleted. [`page`] returns entries in cursor order. Since the relay
 ///   appends an entry only when it extends its author's log, cursor order is consistent with every
 ///   log's seq order.
+/// * **Conflicts.** At most one conflicting entry is kept per (space, author, seq):
+///   [`record_conflict`] keeps it only if none is held there (and says whether it did), and its
+///   bytes count in [`space_bytes`] from then on, atomically with keeping it.
 /// * **Durability.** Writes need not be durable when a method returns. The driver makes them
 ///   durable with a store-specific flush *before* it acknowledges them to a device; after that
 ///   they must survive a crash of the process (and, as far as the platform allows, a power
@@ -97,11 +104,22 @@ impl SpaceRecord {
 /// [`put_space`]: RelayStore::put_space
 /// [`append`]: RelayStore::append
 /// [`record_conflict`]: RelayStore::record_conflict
+/// [`append_batch`]: RelayStore::append_batch
+/// [`lock_space`]: RelayStore::lock_space
+/// [`space_bytes`]: RelayStore::space_bytes
 /// [`page`]: RelayStore::page
 /// [`durable_on_write`]: RelayStore::durable_on_write
 pub trait RelayStore {
     /// The store's error type.
     type Error: std::error::Error + Send + Sync + 'static;
+    /// What [`RelayStore::lock_space`] returns: writes to the space are excluded until it drops.
+    type SpaceLock<'a>
+    where
+        Self: 'a;
+
+    /// Waits until no other writer (of this process or, for a shared database, of any process)
+    /// holds `space`, and excludes them until the guard drops.
+    fn lock_space(&self, space: &SpaceId) -> Result<Self::SpaceLock<'_>, Self::Error>;
 
     /// The space's record, if the space exists.
     fn space(&self, space: &SpaceId) -> Result<Option<SpaceRecord>, Self::Error>;
@@ -120,7 +138,8 @@ pub trait RelayStore {
         author: &DeviceKey,
         seq: u64,
     ) -> Result<Option<EntryHash>, Self::Error>;
-    /// Entry bytes stored in the space's log (what counts against its quota).
+    /// Entry bytes stored in the space: its log and the conflicting entries kept (what counts
+    /// against its quota).
     fn space_bytes(&self, space: &SpaceId) -> Result<u64, Self::Error>;
     /// Appends an entry that extends its author's log; returns its cursor (1, 2, …).
     fn append(&self, space: &SpaceId, entry: &Entry, bytes: &[u8]) -> Result<u64, Self::Error>;
@@ -137,13 +156,22 @@ pub trait RelayStore {
             .map(|(entry, bytes)| self.append(space, entry, bytes))
             .collect()
     }
-    /// Keeps a conflicting entry (a second entry at a held seq) as evidence.
+    /// Hash of the conflicting entry kept at the author's `seq`, if one is.
+    fn conflict_at(
+        &self,
+        space: &SpaceId,
+        author: &DeviceKey,
+        seq: u64,
+    ) -> Result<Option<EntryHash>, Self::Error>;
+    /// Keeps a conflicting entry (a second entry at a held seq) as evidence, counting its bytes
+    /// in [`RelayStore::space_bytes`], unless one is already kept at its (author, seq); true if
+    /// it was kept.
     fn record_conflict(
         &self,
         space: &SpaceId,
         entry: &Entry,
         bytes: &[u8],
-    ) -> Result<(), Self::Error>;
+    ) -> Result<bool, Self::Error>;
     /// Whether every write is durable as soon as it returns (true only for stores that are never
     /// flushed, like the in-memory one); if false, the relay serves appended entries only after
     /// the driver reports them flushed.
@@ -222,7 +250,6 @@ impl Handled {
 pub struct Relay<S> {
     store: S,
     limits: RelayLimits,
-    writes: Mutex<()>,
     durability: Mutex<Durability>,
     device_rates: Mutex<HashMap<DeviceKey, TokenBucket>>,
 }
@@ -268,7 +295,6 @@ impl<S: RelayStore> Relay<S> {
         Self {
             store,
             limits: limits.clamped(),
-            writes: Mutex::new(()),
             durability: Mutex::new(Durability::default()),
             device_rates: Mutex::new(HashMap::new()),
         }
@@ -412,7 +438,7 @@ impl<S: RelayStore> Relay<S> {
                 }),
                 Err(refused) => refused,
             }),
-            Request::Push { space, entries } => self.push(device, space, entries),
+            Request::Push { space, entries } => self.push(device, space, entries, session.now_ms),
             Request::Pull {
                 space,
                 after,
@@ -508,7 +534,7 @@ impl<S: RelayStore> Relay<S> {
                 "sealed space key is too large",
             ));
         }
-        let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.store.lock_space(&space)?;
         if let Some(existing) = self.store.space(&space)? {
             // Its creator asking again (a lost answer) gets the same answer; anyone else gets
             // the answer every request about a space one is not in gets.
@@ -549,7 +575,7 @@ impl<S: RelayStore> Relay<S> {
                 "member card names another device",
             ));
         }
-        let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.store.lock_space(&space)?;
         // One answer for "no such space" and "wrong invite": do not confirm a space exists.
         let invalid = || {
             error(
@@ -621,6 +647,7 @@ impl<S: RelayStore> Relay<S> {
         device: DeviceKey,
         space: SpaceId,
         entries: Vec<Vec<u8>>,
+        now_ms: Option<u64>,
     ) -> Result<Handled, S::Error> {
         let record = match self.member_space(&device, &space)? {
             Ok(record) => record,
@@ -657,7 +684,7 @@ impl<S: RelayStore> Relay<S> {
             .zip(checked)
             .map(|(bytes, entry)| (bytes, entry.map_err(|e| e.to_string())))
             .collect();
-        let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.store.lock_space(&space)?;
         let mut outcomes = Vec::with_capacity(parsed.len());
         let mut last_cursor = None;
         let mut flush = false;
@@ -667,7 +694,17 @@ impl<S: RelayStore> Relay<S> {
         } else {
             0
         };
-        let mut over_quota = None;
+        // A refusal (quota, rate) that ends the push; entries classified before it are kept.
+        let mut refusal: Option<Response> = None;
+        let over_quota = |used: u64, len: usize| {
+            Response::error(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "storage quota: this space holds {used} bytes of entries and this relay \
+                     allows {quota} per space; an entry of {len} bytes does not fit"
+                ),
+            )
+        };
         // Classify every entry against the heads as they will be once the earlier entries of
         // this push are stored, then store all that fit in one write.
         let mut pending: Vec<(Entry, Vec<u8>)> = Vec::new();
@@ -692,7 +729,7 @@ impl<S: RelayStore> Relay<S> {
                         match head.classify(&space, &entry.header) {
                             Ok(Fit::Next) => {
                                 if quota > 0 && used.saturating_add(bytes.len() as u64) > quota {
-                                    over_quota = Some(bytes.len());
+                                    refusal = Some(over_quota(used, bytes.len()));
                                     break;
                                 }
                                 used = used.saturating_add(bytes.len() as u64);
@@ -712,8 +749,31 @@ impl<S: RelayStore> Relay<S> {
                                 };
                                 if held == Some(entry.hash) {
                                     PushOutcome::Duplicate
+                                } else if self
+                                    .store
+                                    .conflict_at(&space, &author, entry.header.seq)?
+                                    .is_some()
+                                {
+                                    // One conflict per (author, seq) is the whole proof: others
+                                    // are answered alike but not kept.
+                                    PushOutcome::Conflict
                                 } else {
-                                    self.store.record_conflict(&space, &entry, &bytes)?;
+                                    // Keeping evidence costs storage: it counts against the
+                                    // quota and each entry kept is charged as a request.
+                                    let len = bytes.len() as u64;
+                                    if quota > 0 && used.saturating_add(len) > quota {
+                                        refusal = Some(over_quota(used, bytes.len()));
+                                        break;
+                                    }
+                                    if let Some(refused) =
+                                        now_ms.and_then(|now| self.rate_limit(&device, now))
+                                    {
+                                        refusal = Some(refused.response);
+                                        break;
+                                    }
+                                    if self.store.record_conflict(&space, &entry, &bytes)? {
+                                        used = used.saturating_add(len);
+                                    }
                                     PushOutcome::Conflict
                                 }
                             }
@@ -760,18 +820,9 @@ impl<S: RelayStore> Relay<S> {
             record.sealed_space_key = None;
             self.store.put_space(&space, &record)?;
         }
-        let response = match over_quota {
-            // Entries stored before the one over quota are kept (and announced once durable);
-            // the device learns of them as duplicates when it retries.
-            Some(len) => Response::error(
-                ErrorCode::QuotaExceeded,
-                format!(
-                    "storage quota: this space holds {used} bytes of entries and this relay \
-                     allows {quota} per space; an entry of {len} bytes does not fit"
-                ),
-            ),
-            None => Response::Pushed { outcomes },
-        };
+        // Entries stored before a refusal are kept (and announced once durable); the device
+        // learns of them as duplicates when it retries.
+        let response = refusal.unwrap_or(Response::Pushed { outcomes });
         Ok(Handled {
             flush: flush.then(|| self.flush_ticket()),
             notify: last_cursor.map(|cursor| (space, cursor)),
@@ -813,6 +864,8 @@ fn fit_page(entries: &mut Vec<PagedEntry>) -> bool {
     cut
 }
 
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract;
 pub mod memory;
 
 #[cfg(test)]

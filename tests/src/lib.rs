@@ -12,6 +12,8 @@
 pub mod evil;
 pub mod growth;
 pub mod load;
+pub mod pg;
+pub mod pg_load;
 pub mod proxy;
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::io::{BufRead, BufReader};
@@ -131,11 +133,19 @@ impl Relay {
     /// Starts a relay on `listen` with the `relay.toml` at `config`, if any (e.g. the benchmark
     /// lifts the per-device request rate, which a benchmark exceeds on purpose).
     pub fn start_with(data: &Path, listen: &str, config: Option<&Path>) -> Result<Self> {
-        let mut command = Command::new(binary("candor-relay"));
-        command.args(["serve", "--listen", listen]);
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
+        match config {
+            Some(config) => {
+                let config = config.to_string_lossy();
+                Self::start_args(data, listen, &["--config", &config])
+            }
+            None => Self::start_args(data, listen, &[]),
         }
+    }
+
+    /// Starts a relay on `listen` with more `serve` arguments (e.g. `--store postgres://…`).
+    pub fn start_args(data: &Path, listen: &str, args: &[&str]) -> Result<Self> {
+        let mut command = Command::new(binary("candor-relay"));
+        command.args(["serve", "--listen", listen]).args(args);
         let mut child = command
             .arg("--data")
             .arg(data)

@@ -28,6 +28,14 @@ pub struct RelayProcess {
     _dir: tempfile::TempDir,
 }
 
+impl RelayProcess {
+    /// Its data directory (certificate and key; the sled database unless `--store` says
+    /// otherwise).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+}
+
 impl Drop for RelayProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -39,6 +47,18 @@ impl Drop for RelayProcess {
 /// data dir, with limits raised for `devices` devices all connecting from 127.0.0.1 and pushing
 /// far faster than people do.
 pub fn start_relay(relay: Option<&Path>, devices: usize) -> Result<RelayProcess> {
+    start_relay_with(relay, devices, &[], None)
+}
+
+/// [`start_relay`] with more `serve` arguments (e.g. `--store postgres://…`) and, if
+/// `identity_from` names a data directory, that relay's certificate and key (relays sharing a
+/// database share one identity).
+pub fn start_relay_with(
+    relay: Option<&Path>,
+    devices: usize,
+    args: &[&str],
+    identity_from: Option<&Path>,
+) -> Result<RelayProcess> {
     let bin = match relay {
         Some(bin) => bin.to_path_buf(),
         None => {
@@ -47,6 +67,12 @@ pub fn start_relay(relay: Option<&Path>, devices: usize) -> Result<RelayProcess>
         }
     };
     let dir = tempfile::tempdir()?;
+    if let Some(from) = identity_from {
+        std::fs::create_dir(dir.path().join("data"))?;
+        for file in ["cert.der", "key.der"] {
+            std::fs::copy(from.join(file), dir.path().join("data").join(file))?;
+        }
+    }
     let config = dir.path().join("relay.toml");
     // Every device connects from 127.0.0.1: lift the per-address limits, and the per-device
     // request rate (the generator pushes far faster than a person).
@@ -64,6 +90,7 @@ pub fn start_relay(relay: Option<&Path>, devices: usize) -> Result<RelayProcess>
         .arg(&config)
         .arg("--data")
         .arg(dir.path().join("data"))
+        .args(args)
         .env("CANDOR_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -268,10 +295,21 @@ pub struct Connected {
 /// Connects both devices of every pair (each on its own QUIC connection, 64 handshakes at a
 /// time), creates and joins the spaces, and subscribes the readers; in `pairs` order.
 pub async fn connect_pairs(relay: &RelayProcess, pairs: &[Pair]) -> Result<Vec<Connected>> {
+    connect_pairs_across(relay, relay, pairs).await
+}
+
+/// [`connect_pairs`] with the writers on one relay and the readers on another (two processes
+/// sharing one database and one certificate).
+pub async fn connect_pairs_across(
+    writers: &RelayProcess,
+    readers: &RelayProcess,
+    pairs: &[Pair],
+) -> Result<Vec<Connected>> {
     let gate = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, pair) in pairs.iter().enumerate() {
-        let (addr, fp) = (relay.addr.clone(), relay.fingerprint);
+        let (addr, fp) = (writers.addr.clone(), writers.fingerprint);
+        let reader_addr = readers.addr.clone();
         let (writer, reader, space) = (pair.writer.clone(), pair.reader.clone(), pair.space);
         let gate = Arc::clone(&gate);
         tasks.spawn(async move {
@@ -288,7 +326,7 @@ pub async fn connect_pairs(relay: &RelayProcess, pairs: &[Pair]) -> Result<Vec<C
                 },
             )
             .await?;
-            let (r, _) = RelayClient::connect(&addr, &fp, &reader).await?;
+            let (r, _) = RelayClient::connect(&reader_addr, &fp, &reader).await?;
             expect(
                 &r,
                 Request::Join {

@@ -197,6 +197,9 @@ async fn run(ctx: &Ctx, mut command: Command) -> Result<Output> {
             return proof::verify_export(&ctx.path(&file), json)
         }
         Command::Space(SpaceCommand::Leave { note }) => ledger::leave(ctx, note, &mut out).await?,
+        Command::Space(SpaceCommand::Relay { address }) => {
+            space::move_relay(ctx, &address, &mut out).await?
+        }
         Command::Promise(command) => match command {
             PromiseCommand::Add { text, due } => {
                 ledger::promise_add(ctx, &text, due.as_deref(), &mut out)?

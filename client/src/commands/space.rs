@@ -236,6 +236,37 @@ pub fn safety_number(ctx: &Ctx, out: &mut Output) -> Result<()> {
     Ok(())
 }
 
+/// `candor space relay HOST:PORT`: the same relay (same certificate, same space) at another
+/// address. Checked by connecting before anything is saved.
+pub async fn move_relay(ctx: &Ctx, relay: &str, out: &mut Output) -> Result<()> {
+    let paired = ctx.paired()?;
+    let mut config = paired.config.clone();
+    let (client, spaces) =
+        RelayClient::connect(relay, &config.fingerprint, &paired.identity.secrets)
+            .await
+            .with_context(|| {
+                format!(
+                    "could not reach the relay at {relay} with fingerprint {}",
+                    config.fingerprint
+                )
+            })?;
+    client.close().await;
+    if !spaces.contains(&config.space) {
+        bail!(
+            "the relay at {relay} presents the right certificate but does not hold space {}: it \
+             is not the same relay (its processes must share one database)",
+            config.space.short()
+        );
+    }
+    let old = std::mem::replace(&mut config.relay, relay.to_string());
+    ctx.store.set_space_config(&config)?;
+    out.line(format!(
+        "Relay address changed from {old} to {relay} (fingerprint {} unchanged).",
+        config.fingerprint
+    ));
+    Ok(())
+}
+
 /// `candor space show`.
 pub fn show(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
     let paired = ctx.paired()?;

@@ -7,7 +7,7 @@ use crate::wire::PagedEntry;
 use crate::{DeviceKey, EntryHash, SpaceId};
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 #[derive(Debug, Default, Clone)]
 struct Inner {
@@ -15,7 +15,8 @@ struct Inner {
     heads: HashMap<(SpaceId, DeviceKey), LogHead>,
     hashes: HashMap<(SpaceId, DeviceKey, u64), EntryHash>,
     entries: HashMap<SpaceId, BTreeMap<u64, Vec<u8>>>,
-    conflicts: Vec<(SpaceId, Vec<u8>)>,
+    /// One conflicting entry per (space, author, seq): its hash and bytes.
+    conflicts: BTreeMap<(SpaceId, DeviceKey, u64), (EntryHash, Vec<u8>)>,
     bytes: HashMap<SpaceId, u64>,
 }
 
@@ -23,6 +24,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Held by the relay while it writes (to any space: one process owns this store).
+    writes: Mutex<()>,
 }
 
 impl MemoryStore {
@@ -34,17 +37,27 @@ impl MemoryStore {
     pub fn snapshot(&self) -> MemoryStore {
         MemoryStore {
             inner: Mutex::new(self.lock().clone()),
+            writes: Mutex::new(()),
         }
     }
 
-    /// Conflicting entries kept as evidence.
+    /// Conflicting entries kept as evidence, in (space, author, seq) order.
     pub fn conflicts(&self) -> Vec<(SpaceId, Vec<u8>)> {
-        self.lock().conflicts.clone()
+        self.lock()
+            .conflicts
+            .iter()
+            .map(|((space, _, _), (_, bytes))| (*space, bytes.clone()))
+            .collect()
     }
 }
 
 impl RelayStore for MemoryStore {
     type Error = Infallible;
+    type SpaceLock<'a> = MutexGuard<'a, ()>;
+
+    fn lock_space(&self, _: &SpaceId) -> Result<MutexGuard<'_, ()>, Infallible> {
+        Ok(self.writes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 
     fn durable_on_write(&self) -> bool {
         true
@@ -120,9 +133,33 @@ impl RelayStore for MemoryStore {
         Ok(cursor)
     }
 
-    fn record_conflict(&self, space: &SpaceId, _: &Entry, bytes: &[u8]) -> Result<(), Infallible> {
-        self.lock().conflicts.push((*space, bytes.to_vec()));
-        Ok(())
+    fn conflict_at(
+        &self,
+        space: &SpaceId,
+        author: &DeviceKey,
+        seq: u64,
+    ) -> Result<Option<EntryHash>, Infallible> {
+        Ok(self
+            .lock()
+            .conflicts
+            .get(&(*space, *author, seq))
+            .map(|(hash, _)| *hash))
+    }
+
+    fn record_conflict(
+        &self,
+        space: &SpaceId,
+        entry: &Entry,
+        bytes: &[u8],
+    ) -> Result<bool, Infallible> {
+        let mut inner = self.lock();
+        let key = (*space, entry.header.author, entry.header.seq);
+        if inner.conflicts.contains_key(&key) {
+            return Ok(false);
+        }
+        inner.conflicts.insert(key, (entry.hash, bytes.to_vec()));
+        *inner.bytes.entry(*space).or_default() += bytes.len() as u64;
+        Ok(true)
     }
 
     fn page(

@@ -3,49 +3,11 @@
 use super::memory::MemoryStore;
 use super::*;
 use crate::entry::{Class, Draft, PartnerSeen};
-use crate::invite::{member_proof, InviteSecret};
+use crate::invite::InviteSecret;
 use crate::keys::{DeviceSecrets, SpaceKey};
 use crate::payload::{kind, Payload, TextContent};
 
-const SPACE: SpaceId = SpaceId([7; 16]);
-const EXPORTER: [u8; 32] = [42; 32];
-
-fn device(n: u8) -> DeviceSecrets {
-    DeviceSecrets::from_seeds([n; 32], [n + 50; 32])
-}
-
-fn card(d: &DeviceSecrets, key: &SpaceKey) -> MemberCard {
-    MemberCard {
-        public: d.public(),
-        proof: member_proof(key, &SPACE, &d.public()),
-    }
-}
-
-fn login<S: RelayStore>(relay: &Relay<S>, d: &DeviceSecrets) -> Session {
-    let mut session = Session::new(EXPORTER);
-    let Response::Challenge { nonce } = relay
-        .handle_request(&mut session, Request::Hello { version: 1 }, [3; 32])
-        .response
-    else {
-        panic!("expected a challenge");
-    };
-    let signature = d
-        .sign(
-            AUTH_SIGNATURE_PREFIX,
-            &auth_message(&nonce, &EXPORTER, &d.device_key()),
-        )
-        .to_vec();
-    let handled = relay.handle_request(
-        &mut session,
-        Request::Authenticate {
-            device: d.device_key(),
-            signature,
-        },
-        [0; 32],
-    );
-    assert!(matches!(handled.response, Response::Authenticated { .. }));
-    session
-}
+use super::contract::{card, device, login, EXPORTER, SPACE};
 
 fn entry(d: &DeviceSecrets, key: &SpaceKey, seq: u64, prev: EntryHash, text: &str) -> Entry {
     entry_of_kind(d, key, seq, prev, text)
@@ -430,6 +392,10 @@ struct Flushed(MemoryStore);
 
 impl RelayStore for Flushed {
     type Error = std::convert::Infallible;
+    type SpaceLock<'a> = std::sync::MutexGuard<'a, ()>;
+    fn lock_space(&self, space: &SpaceId) -> Result<Self::SpaceLock<'_>, Self::Error> {
+        self.0.lock_space(space)
+    }
     fn space(&self, space: &SpaceId) -> Result<Option<SpaceRecord>, Self::Error> {
         self.0.space(space)
     }
@@ -459,12 +425,20 @@ impl RelayStore for Flushed {
     fn append(&self, space: &SpaceId, entry: &Entry, bytes: &[u8]) -> Result<u64, Self::Error> {
         self.0.append(space, entry, bytes)
     }
+    fn conflict_at(
+        &self,
+        space: &SpaceId,
+        author: &DeviceKey,
+        seq: u64,
+    ) -> Result<Option<EntryHash>, Self::Error> {
+        self.0.conflict_at(space, author, seq)
+    }
     fn record_conflict(
         &self,
         space: &SpaceId,
         entry: &Entry,
         bytes: &[u8],
-    ) -> Result<(), Self::Error> {
+    ) -> Result<bool, Self::Error> {
         self.0.record_conflict(space, entry, bytes)
     }
     fn page(
@@ -839,4 +813,9 @@ fn the_creator_asking_again_gets_the_same_answer() {
         let created = relay.handle_request(&mut sa, create(), [0; 32]);
         assert_eq!(created.response, Response::SpaceCreated);
     }
+}
+
+#[test]
+fn the_memory_store_keeps_the_store_contract() {
+    super::contract::run_all(MemoryStore::default);
 }

@@ -40,6 +40,9 @@
 //!    Cubic and once with BBR (`CANDOR_CONGESTION`, read by both binaries): A pushes 10,000 new
 //!    entries (`candor sync`, process start to exit), and a freshly joined B catches up on
 //!    100,000. Each run starts from copies of the relay's data and the device's home.
+//! 9. **PostgreSQL**: durable ingest with sled, with PostgreSQL behind one relay and behind two
+//!    relays sharing it, in one run, and p99 push → partner notified across the two relays
+//!    (`candor_tests::pg_load`; needs PostgreSQL's server binaries).
 //!
 //! The full run replaces the region between `<!-- bench:begin -->` and `<!-- bench:end -->` in
 //! BENCHMARKS.md (appending it if missing) and keeps everything else in the file. Case 7 has a
@@ -69,7 +72,7 @@ const WAIT: Duration = Duration::from_secs(120);
 struct Opts {
     quick: bool,
     runs: usize,
-    /// Run only these cases (1–8); all when empty.
+    /// Run only these cases (1–9); all when empty.
     only: Vec<u32>,
     peer: bool,
     out: Option<PathBuf>,
@@ -1101,7 +1104,52 @@ struct Results {
     catch_up: CatchUp,
     ingest: Ingest,
     slow: SlowPath,
+    postgres: Option<std::result::Result<candor_tests::pg_load::PgFigures, String>>,
     peer: std::result::Result<Peer, String>,
+}
+
+/// Case 9: one run of each store, in the same process and minute.
+fn render_postgres(
+    s: &mut String,
+    pg: &std::result::Result<candor_tests::pg_load::PgFigures, String>,
+) {
+    let _ = writeln!(s, "\n### 9. PostgreSQL behind the relay\n");
+    match pg {
+        Err(why) => {
+            let _ = writeln!(s, "Not measured: {why}");
+        }
+        Ok(pg) => {
+            let _ = writeln!(
+                s,
+                "{} writers (one space each, partner subscribed on the other relay when there \
+                 are two) push {} entries in batches of {}; each push waits for its durable \
+                 acknowledgement (sled: flushed and fsynced; PostgreSQL: committed, `fsync` and \
+                 `synchronous_commit` on, one throw-away cluster on a Unix socket).\n\n\
+                 | store | durably acknowledged entries/s | target |\n|---|---|---|",
+                pg.writers,
+                rate(pg.entries as f64),
+                candor_tests::pg_load::BATCH
+            );
+            let _ = writeln!(s, "| sled, one relay | {} | |", rate(pg.sled));
+            let _ = writeln!(s, "| PostgreSQL, one relay | {} | |", rate(pg.pg_one));
+            let _ = writeln!(
+                s,
+                "| PostgreSQL, two relays on one database | {} | ≥ 10,000: {} |",
+                rate(pg.pg_two),
+                yes(pg.pg_two >= 10_000.0)
+            );
+            let _ = writeln!(
+                s,
+                "\nWrite → partner notified across relays (push on relay 1, `Notify` on relay 2 \
+                 through LISTEN/NOTIFY), {} single-entry pushes: p50 {}, p99 {} (target p99 < \
+                 20 ms: {}).",
+                pg.notify_samples,
+                ms(pg.notify_p50_ms),
+                ms(pg.notify_p99_ms),
+                yes(pg.notify_p99_ms < 20.0)
+            );
+        }
+    }
 }
 
 fn render(r: &Results) -> String {
@@ -1268,6 +1316,9 @@ fn render(r: &Results) -> String {
         "\nRelay CPU during ingest: {} cores busy.",
         ing.relay_cores.show(|v| format!("{v:.2}"))
     );
+    if let Some(pg) = &r.postgres {
+        render_postgres(&mut s, pg);
+    }
     let _ = writeln!(s, "\n### Peer: Syncthing\n");
     match &r.peer {
         Ok(peer) => {
@@ -1509,6 +1560,18 @@ async fn main() -> Result<()> {
         let o = opts.clone();
         slow = tokio::task::spawn_blocking(move || case_slow_path(&o)).await??;
     }
+    let postgres = run(9).then_some(()).map(|()| {
+        eprintln!("bench: 9. PostgreSQL behind one and two relays");
+        (opts.quick, candor_tests::binary("candor-relay"))
+    });
+    let postgres = match postgres {
+        Some((quick, relay)) => Some(
+            candor_tests::pg_load::measure(&relay, quick)
+                .await
+                .map_err(|e| format!("{e:#}")),
+        ),
+        None => None,
+    };
     let peer = if !opts.peer || !run(6) {
         Err(if opts.quick {
             "skipped in --quick mode".to_string()
@@ -1536,6 +1599,7 @@ async fn main() -> Result<()> {
         catch_up,
         ingest,
         slow,
+        postgres,
         peer,
     };
     let region = render(&results);
