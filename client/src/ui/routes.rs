@@ -195,12 +195,14 @@ async fn create_identity(State(app): AppState, Form(form): Form<IdentityForm>) -
     }
     let pass = (!pass.is_empty()).then_some(pass.as_str());
     let result = app.data.create_identity(&form.name, pass).await;
-    let message = if pass.is_some() {
-        "Welcome. Your data on this device is protected by your passphrase."
-    } else {
-        "Welcome. Your private journal is ready."
+    let message = match pass {
+        Some(pass) => format!(
+            "Welcome. Your data on this device is protected by your passphrase (strength: {}).",
+            super::data::strength_hint(pass)
+        ),
+        None => "Welcome. Your private journal is ready.".to_string(),
     };
-    app.after(result.map(|()| message.to_string()), "/pair")
+    app.after(result.map(|()| message), "/pair")
 }
 
 async fn unlock_page(State(app): AppState, Extension(s): Session) -> Response {

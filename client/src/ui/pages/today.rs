@@ -14,7 +14,7 @@ pub fn page_body(chrome: &Chrome, partner: &str, needs: &NeedsMe, entries: &[Ent
             h2 #composer-title { "Share something" }
             (chrome.form("/share", "stack", html! {
                 label for="entry" { "New entry" }
-                textarea #entry name="text" rows="3" required placeholder="Running late, home by 19:30" {}
+                textarea #entry name="text" rows="2" required placeholder="Running late, home by 19:30" {}
                 div.row {
                     div {
                         label for="kind" { "Kind" }
@@ -134,7 +134,7 @@ fn needs_me(chrome: &Chrome, partner: &str, needs: &NeedsMe) -> Markup {
                         p { (partner) " proposes: " q { (a.text) } }
                         div.actions {
                             (chrome.button("/agreements/act", "Accept", &[("id", &a.id), ("change", "accept"), ("back", "/today")]))
-                            (chrome.button("/agreements/act", "Decline", &[("id", &a.id), ("change", "decline"), ("back", "/today")]))
+                            (chrome.quiet_button("/agreements/act", "Decline", &[("id", &a.id), ("change", "decline"), ("back", "/today")]))
                         }
                     }
                 }
