@@ -118,6 +118,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/today", get(today))
         .route("/share", post(share))
         .route("/ack", post(ack))
+        .route("/correct", post(correct))
         .route("/events", get(events))
         .merge(super::routes_more::routes())
         .route("/assets/style.css", get(style))
@@ -335,6 +336,17 @@ async fn ack(State(app): AppState, Form(form): Form<IdForm>) -> Response {
         result.map(|()| "Thank you sent.".into()),
         back(&form.back, "/today"),
     )
+}
+
+#[derive(Deserialize)]
+struct CorrectForm {
+    id: String,
+    text: String,
+}
+
+async fn correct(State(app): AppState, Form(form): Form<CorrectForm>) -> Response {
+    let result = app.data.correct(&form.id, &form.text).await;
+    app.after(result.map(|()| "Correction shared.".into()), "/today")
 }
 
 /// Where to go after an action: a local path given by the form, else `default`.

@@ -320,6 +320,23 @@ impl Data {
         .map(drop)
     }
 
+    /// Replaces the words of a journal entry (earlier versions stay in its history).
+    pub async fn edit_journal(&self, id: &str, text: &str) -> Result<()> {
+        self.act_with(
+            &["journal", "edit", "--file=-", "--", id],
+            Some(text.replace("\r\n", "\n")),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Shares a correction of one of this person's own entries (the original stays, marked).
+    pub async fn correct(&self, id: &str, text: &str) -> Result<()> {
+        self.act(&["log", "correct", "--", id, text])
+            .await
+            .map(drop)
+    }
+
     /// A reflection prompt.
     pub async fn journal_prompt(&self) -> Result<String> {
         self.line(&["journal", "prompt"]).await

@@ -78,6 +78,18 @@ fn item(chrome: &Chrome, partner: &str, entry: &Entry) -> Markup {
             @if entry.seen_by_partner == Some(true) {
                 p.seen { "Seen by " (partner) }
             }
+            @if mine && is_shareable(&entry.kind) && entry.corrected_by.is_empty() {
+                details {
+                    summary { "Correct this entry" }
+                    (chrome.form("/correct", "stack", html! {
+                        input type="hidden" name="id" value=(entry.id);
+                        label for={"correct-" (entry.id)} { "What is true instead" }
+                        input id={"correct-" (entry.id)} type="text" name="text" required value=(entry.text);
+                        button type="submit" { "Share the correction" }
+                    }))
+                    p.hint { "Your partner sees both: the entry and your correction." }
+                }
+            }
             @if !mine && is_shareable(&entry.kind) {
                 (chrome.button("/ack", "I saw this, thank you", &[("id", &entry.id), ("back", "/today")]))
             }
