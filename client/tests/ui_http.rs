@@ -289,3 +289,40 @@ async fn every_response_carries_the_security_headers() {
         "no inline style (the CSP would refuse it)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_works_before_pairing_and_keeps_edits() {
+    let ui = Ui::start().await;
+    let cookie = ui.login().await;
+    let token = ui.form_token(&cookie).await;
+    let origin = ui.origin();
+    let post = |path: &str, form: String| ui.post(path, &cookie, Some(&origin), &form);
+    let created = ui
+        .send(post("/welcome", format!("form_token={token}&name=Sam")))
+        .await;
+    assert_eq!(created.headers()[header::LOCATION], "/pair");
+    let written = ui
+        .send(post(
+            "/journal",
+            format!("form_token={token}&text=first+words"),
+        ))
+        .await;
+    assert_eq!(written.headers()[header::LOCATION], "/journal");
+    let page = text(ui.send(ui.get("/journal", Some(&cookie))).await).await;
+    let marker = "name=\"id\" value=\"";
+    let at = page.find(marker).unwrap() + marker.len();
+    let id = &page[at..at + 32];
+    let edited = ui
+        .send(post(
+            "/journal/edit",
+            format!("form_token={token}&id={id}&text=better+words"),
+        ))
+        .await;
+    assert_eq!(edited.status(), StatusCode::SEE_OTHER);
+    let page = text(ui.send(ui.get("/journal", Some(&cookie))).await).await;
+    assert!(page.contains("better words"), "{page}");
+    assert!(page.contains("2 versions"), "{page}");
+    // Screens that need a partner send the person to pairing first.
+    let today = ui.send(ui.get("/today", Some(&cookie))).await;
+    assert_eq!(today.headers()[header::LOCATION], "/pair");
+}

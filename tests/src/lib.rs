@@ -9,6 +9,7 @@
 //! The binaries are found next to the test executable (`target/<profile>/`), where
 //! `cargo test --workspace` builds them.
 
+pub mod browser;
 pub mod evil;
 pub mod growth;
 pub mod load;

@@ -118,6 +118,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/today", get(today))
         .route("/share", post(share))
         .route("/ack", post(ack))
+        .route("/correct", post(correct))
         .route("/events", get(events))
         .merge(super::routes_more::routes())
         .route("/assets/style.css", get(style))
@@ -195,12 +196,14 @@ async fn create_identity(State(app): AppState, Form(form): Form<IdentityForm>) -
     }
     let pass = (!pass.is_empty()).then_some(pass.as_str());
     let result = app.data.create_identity(&form.name, pass).await;
-    let message = if pass.is_some() {
-        "Welcome. Your data on this device is protected by your passphrase."
-    } else {
-        "Welcome. Your private journal is ready."
+    let message = match pass {
+        Some(pass) => format!(
+            "Welcome. Your data on this device is protected by your passphrase (strength: {}).",
+            super::data::strength_hint(pass)
+        ),
+        None => "Welcome. Your private journal is ready.".to_string(),
     };
-    app.after(result.map(|()| message.to_string()), "/pair")
+    app.after(result.map(|()| message), "/pair")
 }
 
 async fn unlock_page(State(app): AppState, Extension(s): Session) -> Response {
@@ -333,6 +336,17 @@ async fn ack(State(app): AppState, Form(form): Form<IdForm>) -> Response {
         result.map(|()| "Thank you sent.".into()),
         back(&form.back, "/today"),
     )
+}
+
+#[derive(Deserialize)]
+struct CorrectForm {
+    id: String,
+    text: String,
+}
+
+async fn correct(State(app): AppState, Form(form): Form<CorrectForm>) -> Response {
+    let result = app.data.correct(&form.id, &form.text).await;
+    app.after(result.map(|()| "Correction shared.".into()), "/today")
 }
 
 /// Where to go after an action: a local path given by the form, else `default`.

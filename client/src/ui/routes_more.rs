@@ -37,6 +37,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/goals", post(add_goal))
         .route("/goals/update", post(update_goal))
         .route("/journal", get(journal).post(write_journal))
+        .route("/journal/edit", post(edit_journal))
         .route("/settings", get(settings))
         .route("/settings/verify", get(verify))
         .route("/settings/passphrase", post(passphrase))
@@ -335,6 +336,21 @@ async fn write_journal(State(app): AppState, Form(form): Form<JournalForm>) -> R
     let result = app.data.write_journal(&text).await;
     app.after(
         result.map(|()| "Written in your journal. Only you can read it.".into()),
+        "/journal",
+    )
+}
+
+#[derive(Deserialize)]
+struct JournalEditForm {
+    id: String,
+    text: String,
+}
+
+async fn edit_journal(State(app): AppState, Form(form): Form<JournalEditForm>) -> Response {
+    let text = Zeroizing::new(form.text);
+    let result = app.data.edit_journal(&form.id, &text).await;
+    app.after(
+        result.map(|()| "Saved. Only you can read it.".into()),
         "/journal",
     )
 }

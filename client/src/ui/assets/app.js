@@ -21,6 +21,10 @@
         }
         var fresh = new DOMParser().parseFromString(text, "text/html");
         document.querySelectorAll("[data-live]").forEach(function (old) {
+          // Never pull the words out from under someone typing in this part of the page.
+          if (old.contains(document.activeElement) || old.querySelector("details[open]")) {
+            return;
+          }
           var replacement = fresh.getElementById(old.id);
           if (replacement) {
             old.replaceWith(document.importNode(replacement, true));

@@ -32,6 +32,15 @@ pub fn page_of(chrome: &Chrome, query: &str, prompt: &str, entries: &[JournalEnt
                             @if let Some(edited) = &e.edited { " · edited " (when(edited)) }
                             @if e.versions > 1 { " · " (e.versions) " versions" } }
                         p.text { (e.text) }
+                        details {
+                            summary { "Change these words" }
+                            (chrome.form("/journal/edit", "stack", html! {
+                                input type="hidden" name="id" value=(e.id);
+                                label for={"edit-" (e.id)} { "New words" }
+                                textarea id={"edit-" (e.id)} name="text" rows="4" required { (e.text) }
+                                button type="submit" { "Save the new version" }
+                            }))
+                        }
                     }
                 }
             }

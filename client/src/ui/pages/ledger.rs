@@ -144,10 +144,10 @@ fn agreement(chrome: &Chrome, partner: &str, a: &Agreement) -> Markup {
             div.actions {
                 @if !mine && a.state == "proposed" {
                     (chrome.button("/agreements/act", "Accept", &[("id", &a.id), ("change", "accept")]))
-                    (chrome.button("/agreements/act", "Decline", &[("id", &a.id), ("change", "decline")]))
+                    (chrome.quiet_button("/agreements/act", "Decline", &[("id", &a.id), ("change", "decline")]))
                 }
                 @if a.state == "proposed" || a.state == "accepted" {
-                    (chrome.button("/agreements/act", "End it", &[("id", &a.id), ("change", "end")]))
+                    (chrome.quiet_button("/agreements/act", "End it", &[("id", &a.id), ("change", "end")]))
                 }
             }
             (steps(partner, &a.history))

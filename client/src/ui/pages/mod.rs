@@ -68,6 +68,21 @@ impl Chrome {
 
     /// A single-button form.
     pub fn button(&self, action: &str, label: &str, fields: &[(&str, &str)]) -> Markup {
+        self.one_button(action, label, fields, "")
+    }
+
+    /// A single-button form for a step back (archive, drop, end, decline): drawn quieter.
+    pub fn quiet_button(&self, action: &str, label: &str, fields: &[(&str, &str)]) -> Markup {
+        self.one_button(action, label, fields, "quiet")
+    }
+
+    fn one_button(
+        &self,
+        action: &str,
+        label: &str,
+        fields: &[(&str, &str)],
+        class: &str,
+    ) -> Markup {
         self.form(
             action,
             "inline",
@@ -75,7 +90,7 @@ impl Chrome {
                 @for (name, value) in fields {
                     input type="hidden" name=(name) value=(value);
                 }
-                button type="submit" { (label) }
+                button type="submit" class=(class) { (label) }
             },
         )
     }

@@ -96,7 +96,7 @@ pub fn edit(chrome: &Chrome, name: &str, note: &Note) -> Markup {
             " · " a href="/notes" { "All notes" }
         }
         @if !note.archived {
-            (chrome.button("/notes/archive", "Archive this note", &[("name", name)]))
+            (chrome.quiet_button("/notes/archive", "Archive this note", &[("name", name)]))
         }
     };
     page(chrome, Screen::Notes, &title, body)

@@ -22,7 +22,12 @@ pub fn page_of(chrome: &Chrome, s: &Settings, verified: Option<&Verified>) -> Ma
                 p { "Space fingerprint: " code { (fp) } }
             }
             @if let Some(space) = &s.space {
-                p { "Relay: " code { (space.relay) } " (fingerprint " code { (space.relay_fingerprint) } "). Candor stays connected while this window runs; what you write is kept here and sent when the relay is reachable." }
+                p { "Candor stays connected to your relay while this window runs. What you write is kept here at once and sent whenever the relay can be reached; nothing is lost while it cannot." }
+                details {
+                    summary { "Relay details" }
+                    p { "Address " code { (space.relay) } }
+                    p { "Fingerprint " code { (space.relay_fingerprint) } }
+                }
             }
             @if s.space.is_some() {
                 p { a.button href="/settings/verify" { "Check our record" } }
@@ -53,7 +58,7 @@ pub fn page_of(chrome: &Chrome, s: &Settings, verified: Option<&Verified>) -> Ma
                 input #again type="password" name="again" autocomplete="new-password";
                 button type="submit" { "Save passphrase" }
                 @if s.passphrase_set {
-                    button type="submit" name="remove" value="on" formnovalidate { "Remove the passphrase" }
+                    button.quiet type="submit" name="remove" value="on" formnovalidate { "Remove the passphrase" }
                 }
             }))
         }

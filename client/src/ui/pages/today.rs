@@ -14,7 +14,7 @@ pub fn page_body(chrome: &Chrome, partner: &str, needs: &NeedsMe, entries: &[Ent
             h2 #composer-title { "Share something" }
             (chrome.form("/share", "stack", html! {
                 label for="entry" { "New entry" }
-                textarea #entry name="text" rows="3" required placeholder="Running late, home by 19:30" {}
+                textarea #entry name="text" rows="2" required placeholder="Running late, home by 19:30" {}
                 div.row {
                     div {
                         label for="kind" { "Kind" }
@@ -78,6 +78,18 @@ fn item(chrome: &Chrome, partner: &str, entry: &Entry) -> Markup {
             @if entry.seen_by_partner == Some(true) {
                 p.seen { "Seen by " (partner) }
             }
+            @if mine && is_shareable(&entry.kind) && entry.corrected_by.is_empty() {
+                details {
+                    summary { "Correct this entry" }
+                    (chrome.form("/correct", "stack", html! {
+                        input type="hidden" name="id" value=(entry.id);
+                        label for={"correct-" (entry.id)} { "What is true instead" }
+                        input id={"correct-" (entry.id)} type="text" name="text" required value=(entry.text);
+                        button type="submit" { "Share the correction" }
+                    }))
+                    p.hint { "Your partner sees both: the entry and your correction." }
+                }
+            }
             @if !mine && is_shareable(&entry.kind) {
                 (chrome.button("/ack", "I saw this, thank you", &[("id", &entry.id), ("back", "/today")]))
             }
@@ -134,7 +146,7 @@ fn needs_me(chrome: &Chrome, partner: &str, needs: &NeedsMe) -> Markup {
                         p { (partner) " proposes: " q { (a.text) } }
                         div.actions {
                             (chrome.button("/agreements/act", "Accept", &[("id", &a.id), ("change", "accept"), ("back", "/today")]))
-                            (chrome.button("/agreements/act", "Decline", &[("id", &a.id), ("change", "decline"), ("back", "/today")]))
+                            (chrome.quiet_button("/agreements/act", "Decline", &[("id", &a.id), ("change", "decline"), ("back", "/today")]))
                         }
                     }
                 }

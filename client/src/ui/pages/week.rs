@@ -33,7 +33,7 @@ pub fn page_of(chrome: &Chrome, partner: &str, goals: &[Goal], weeks: &[Week]) -
                             }))
                             div.actions {
                                 (chrome.button("/goals/update", "Done", &[("id", &g.id), ("change", "done")]))
-                                (chrome.button("/goals/update", "Drop it", &[("id", &g.id), ("change", "drop")]))
+                                (chrome.quiet_button("/goals/update", "Drop it", &[("id", &g.id), ("change", "drop")]))
                             }
                         }
                     }
