@@ -32,8 +32,11 @@ pub struct Record {
     pub replaces: Option<String>,
     /// For imported records, their original time.
     pub original_time: Option<String>,
-    /// For check-ins: the expected arrival time.
+    /// For check-ins: the expected arrival time of day, `HH:MM` in local time.
     pub eta: Option<String>,
+    /// For check-ins: the expected arrival as RFC 3339 with the local offset (null for
+    /// check-ins written before ETAs carried a date).
+    pub eta_at: Option<String>,
     /// For ledger records about another entry (a kept promise, an acknowledgement…): its id.
     pub refers_to: Option<String>,
     /// For your own entries: whether your partner's device has verified it (from their signed
@@ -92,6 +95,7 @@ fn records_of(
             replaces: None,
             original_time: None,
             eta: None,
+            eta_at: None,
             refers_to: None,
             seen_by_partner: seen_by_partner.map(|count| seq < count),
             corrected_by: Vec::new(),
@@ -129,7 +133,8 @@ fn records_of(
                 record.text = text.text;
                 record.replaces = text.replaces.map(|h| h.to_hex());
                 record.original_time = text.original_time_ms.map(timefmt::rfc3339);
-                record.eta = text.eta;
+                record.eta = text.eta.as_deref().map(timefmt::eta_time_of_day);
+                record.eta_at = text.eta.as_deref().and_then(timefmt::eta_json);
             }
             Ok(Content::Unknown { .. }) | Err(_) => record.kind = "unknown kind".to_string(),
         }
@@ -394,8 +399,11 @@ pub fn list(ctx: &Ctx, json: bool, limit: Option<usize>, out: &mut Output) -> Re
         if let Some(t) = &r.original_time {
             line.push_str(&format!("  [imported, originally {t}]"));
         }
-        if let Some(eta) = &r.eta {
-            line.push_str(&format!("  [home by {}]", printable(eta)));
+        if let Some(eta) = r.eta_at.as_ref().or(r.eta.as_ref()) {
+            line.push_str(&format!(
+                "  [home by {}]",
+                printable(&timefmt::eta_display(eta, timefmt::now_ms()))
+            ));
         }
         if r.seen_by_partner == Some(true) {
             line.push_str("  [seen by partner]");
