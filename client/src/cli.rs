@@ -308,9 +308,13 @@ pub enum PromiseCommand {
         /// What you promise.
         #[arg(required = true, num_args = 1.., value_name = "TEXT")]
         text: Vec<String>,
-        /// When it is due (2026-12-01, "2026-12-01 18:00" UTC, or RFC 3339).
+        /// When it is due, in local time: "2026-12-01 18:00", or 2026-12-01 (the end of that
+        /// day), or RFC 3339.
         #[arg(long, value_name = "WHEN")]
         due: Option<String>,
+        /// Record a due time in the past without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// Mark your promise kept.
     Kept {
@@ -335,9 +339,12 @@ pub enum PromiseCommand {
         /// The new words.
         #[arg(required = true, num_args = 1.., value_name = "NEWTEXT")]
         text: Vec<String>,
-        /// The new due time.
+        /// The new due time, in local time (as for `promise add --due`).
         #[arg(long, value_name = "WHEN")]
         due: Option<String>,
+        /// Record a due time in the past without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// Confirm your partner's latest status of their promise.
     Confirm {

@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail, Context as _, Result};
 use candor::cli::{
     BackupCommand, Cli, Command, JournalCommand, LogCommand, NoteCommand, PassphraseCommand,
-    SpaceCommand,
+    PromiseCommand, SpaceCommand,
 };
 use candor::commands::{self, Ctx};
 use candor::daemon::{self, Forwarded};
@@ -252,6 +252,11 @@ async fn run_elsewhere_or_here(home: &Home, mut command: Command) -> Result<i32>
             })
         })
         .collect::<Result<Vec<String>>>()?;
+    let mut args = args;
+    if !confirm_past_due(&command, &mut args)? {
+        eprintln!("nothing recorded");
+        return Ok(1);
+    }
     if !home.has_identity() {
         bail!(
             "no device identity in {}: run `candor init --name NAME` first",
@@ -354,6 +359,45 @@ async fn run_captured(home: &Home, args: Vec<String>, stdin: Option<String>) -> 
             Ok(commands::execute(&ctx, cli.command).await)
         }
     }
+}
+
+/// A promise's due time typed in the past: asked about at a terminal (a yes adds `--yes` to the
+/// arguments run); elsewhere the command itself refuses without `--yes`. False if declined.
+fn confirm_past_due(command: &Command, args: &mut Vec<String>) -> Result<bool> {
+    let due = match command {
+        Command::Promise(
+            PromiseCommand::Add {
+                due: Some(due),
+                yes: false,
+                ..
+            }
+            | PromiseCommand::Renegotiate {
+                due: Some(due),
+                yes: false,
+                ..
+            },
+        ) => due,
+        _ => return Ok(true),
+    };
+    let Some(due_ms) = candor::timefmt::parse_end(due) else {
+        return Ok(true); // the command explains
+    };
+    if due_ms >= candor::timefmt::now_ms() || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Ok(true);
+    }
+    eprint!(
+        "The due time {} is in the past. Record it anyway? [y/N] ",
+        candor::timefmt::short(due_ms)
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    let yes = matches!(answer.trim().to_lowercase().as_str(), "y" | "yes");
+    if yes {
+        args.push("--yes".into());
+    }
+    Ok(yes)
 }
 
 /// `candor note edit`: the editor runs here, in the user's terminal, while reading the note and

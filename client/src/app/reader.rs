@@ -33,8 +33,11 @@ pub struct TimelineEntry {
     pub replaces: Option<String>,
     /// For imported records, their original time.
     pub original_time: Option<String>,
-    /// For check-ins: the expected arrival time.
+    /// For check-ins: the expected arrival time of day, `HH:MM` in local time.
     pub eta: Option<String>,
+    /// For check-ins: the expected arrival as RFC 3339 with the local offset (null for
+    /// check-ins written before ETAs carried a date).
+    pub eta_at: Option<String>,
     /// For ledger records about another entry (a kept promise, an acknowledgement…): its id.
     pub refers_to: Option<String>,
     /// For your own entries: whether your partner's device has verified it (from their signed
@@ -170,7 +173,8 @@ impl<'a> Reader<'a> {
                     time: timefmt::rfc3339(row.time_ms),
                     replaces: row.replaces.map(|h| h.to_hex()),
                     original_time: row.original_time_ms.map(timefmt::rfc3339),
-                    eta: row.eta,
+                    eta: row.eta.as_deref().map(timefmt::eta_time_of_day),
+                    eta_at: row.eta.as_deref().and_then(timefmt::eta_json),
                     refers_to: row.refers_to.map(|h| h.to_hex()),
                     seen_by_partner: mine.then_some(row.seq < seen),
                     corrected_by: row.corrected_by.iter().map(|h| h.to_hex()).collect(),

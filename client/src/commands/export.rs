@@ -35,7 +35,7 @@ fn markdown(
     }
     for r in log {
         let mut extra = Vec::new();
-        if let Some(eta) = &r.eta {
+        if let Some(eta) = r.eta_at.as_ref().or(r.eta.as_ref()) {
             extra.push(format!("eta {eta}"));
         }
         if let Some(original) = &r.original_time {

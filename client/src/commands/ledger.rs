@@ -52,10 +52,34 @@ fn joined(words: &[String]) -> Result<String> {
     Ok(text)
 }
 
+fn not_a_time(text: &str) -> anyhow::Error {
+    anyhow!(
+        "{text:?} is not a time: use \"2026-12-01 18:00\" or 18:00 (local time), 2026-12-01, \
+         or RFC 3339"
+    )
+}
+
+/// A time typed by a person (local time; a date alone is the start of that day).
 fn when(text: &str) -> Result<u64> {
-    timefmt::parse(text).ok_or_else(|| {
-        anyhow!("{text:?} is not a time: use 2026-12-01, \"2026-12-01 18:00\" (UTC) or RFC 3339")
-    })
+    timefmt::parse(text).ok_or_else(|| not_a_time(text))
+}
+
+/// The end of a range typed by a person (a date alone includes that whole day).
+fn until(text: &str) -> Result<u64> {
+    timefmt::parse_end(text).ok_or_else(|| not_a_time(text))
+}
+
+/// A due time typed by a person (a date alone is the end of that day); one in the past only
+/// with `yes` (the terminal asks first; see `main.rs`).
+pub fn due(text: &str, yes: bool) -> Result<u64> {
+    let due_ms = until(text)?;
+    if due_ms < timefmt::now_ms() && !yes {
+        bail!(
+            "the due time {} is in the past; pass --yes to record it anyway",
+            timefmt::short(due_ms)
+        );
+    }
+    Ok(due_ms)
 }
 
 fn history_json(paired: &Paired, history: &[HistoryItem]) -> Value {
@@ -111,9 +135,15 @@ fn find_promise<'l>(
 }
 
 /// `candor promise add`.
-pub fn promise_add(ctx: &Ctx, text: &[String], due: Option<&str>, out: &mut Output) -> Result<()> {
+pub fn promise_add(
+    ctx: &Ctx,
+    text: &[String],
+    due_at: Option<&str>,
+    yes: bool,
+    out: &mut Output,
+) -> Result<()> {
     let paired = ctx.paired()?;
-    let due_ms = due.map(when).transpose()?;
+    let due_ms = due_at.map(|d| due(d, yes)).transpose()?;
     let id = record(
         ctx,
         &paired,
@@ -152,11 +182,11 @@ pub fn promise_status(
         PromiseStatusChange::Missed(note) => {
             (Record::PromiseMissed(Reference { target, note }), "missed")
         }
-        PromiseStatusChange::Renegotiated { text, due } => (
+        PromiseStatusChange::Renegotiated { text, due: at, yes } => (
             Record::PromiseRenegotiated(PromiseRenegotiated {
                 promise: target,
                 text,
-                due_ms: due.as_deref().map(when).transpose()?,
+                due_ms: at.as_deref().map(|d| due(d, yes)).transpose()?,
             }),
             "renegotiated",
         ),
@@ -182,6 +212,8 @@ pub enum PromiseStatusChange {
         text: String,
         /// The new due time, as typed.
         due: Option<String>,
+        /// A due time in the past is meant.
+        yes: bool,
     },
 }
 
@@ -298,15 +330,13 @@ pub fn promise_list(ctx: &Ctx, all: bool, json_out: bool, out: &mut Output) -> R
 /// `candor checkin`.
 pub fn checkin(ctx: &Ctx, text: &[String], eta: Option<String>, out: &mut Output) -> Result<()> {
     let paired = ctx.paired()?;
-    if let Some(eta) = &eta {
-        let valid = eta.len() == 5
-            && eta.as_bytes()[2] == b':'
-            && eta[..2].parse::<u8>().is_ok_and(|h| h < 24)
-            && eta[3..].parse::<u8>().is_ok_and(|m| m < 60);
-        if !valid {
-            bail!("--eta takes a time of day as HH:MM, e.g. 19:30");
-        }
-    }
+    let now = timefmt::now_ms();
+    let eta = eta
+        .map(|e| {
+            timefmt::eta(&e, now)
+                .ok_or_else(|| anyhow!("--eta takes a local time of day as HH:MM, e.g. 19:30"))
+        })
+        .transpose()?;
     let payload = Payload::text(
         kind::CHECKIN,
         &TextContent {
@@ -319,7 +349,8 @@ pub fn checkin(ctx: &Ctx, text: &[String], eta: Option<String>, out: &mut Output
     let id = write(ctx, &paired, Class::Shared, payload)?;
     out.line(format!(
         "checked in{} ({})",
-        eta.map(|e| format!(", home by {e}")).unwrap_or_default(),
+        eta.map(|e| format!(", home by {}", timefmt::eta_display(&e, now)))
+            .unwrap_or_default(),
         id.short()
     ));
     Ok(())
@@ -370,7 +401,7 @@ pub fn plan_list(
     out: &mut Output,
 ) -> Result<()> {
     let paired = ctx.paired()?;
-    let (from, to) = (from.map(when).transpose()?, to.map(when).transpose()?);
+    let (from, to) = (from.map(when).transpose()?, to.map(until).transpose()?);
     let ledger = current(ctx, &paired)?;
     let mut rows = Vec::new();
     for plan in ledger

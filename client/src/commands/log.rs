@@ -174,8 +174,11 @@ pub fn list(ctx: &Ctx, json: bool, limit: Option<usize>, out: &mut Output) -> Re
         if let Some(t) = &r.original_time {
             line.push_str(&format!("  [imported, originally {t}]"));
         }
-        if let Some(eta) = &r.eta {
-            line.push_str(&format!("  [home by {}]", printable(eta)));
+        if let Some(eta) = r.eta_at.as_ref().or(r.eta.as_ref()) {
+            line.push_str(&format!(
+                "  [home by {}]",
+                printable(&timefmt::eta_display(eta, timefmt::now_ms()))
+            ));
         }
         if r.seen_by_partner == Some(true) {
             line.push_str("  [seen by partner]");

@@ -201,8 +201,8 @@ async fn run(ctx: &Ctx, mut command: Command) -> Result<Output> {
             space::move_relay(ctx, &address, &mut out).await?
         }
         Command::Promise(command) => match command {
-            PromiseCommand::Add { text, due } => {
-                ledger::promise_add(ctx, &text, due.as_deref(), &mut out)?
+            PromiseCommand::Add { text, due, yes } => {
+                ledger::promise_add(ctx, &text, due.as_deref(), yes, &mut out)?
             }
             PromiseCommand::Kept { id, note } => {
                 ledger::promise_status(ctx, &id, PromiseStatusChange::Kept(note), &mut out)?
@@ -210,12 +210,13 @@ async fn run(ctx: &Ctx, mut command: Command) -> Result<Output> {
             PromiseCommand::Missed { id, note } => {
                 ledger::promise_status(ctx, &id, PromiseStatusChange::Missed(note), &mut out)?
             }
-            PromiseCommand::Renegotiate { id, text, due } => ledger::promise_status(
+            PromiseCommand::Renegotiate { id, text, due, yes } => ledger::promise_status(
                 ctx,
                 &id,
                 PromiseStatusChange::Renegotiated {
                     text: text.join(" "),
                     due,
+                    yes,
                 },
                 &mut out,
             )?,
