@@ -144,7 +144,10 @@ fn parse_args() -> Result<Opts> {
         opts.runs = runs.max(1);
     }
     if let Some(out) = out_given {
-        opts.growth_out = Some(out.clone());
+        // --quick prints the growth table only (its sizes are too small to mean much).
+        if !opts.quick {
+            opts.growth_out = Some(out.clone());
+        }
         opts.out = Some(out);
     } else if !opts.only.is_empty() {
         opts.out = None;
@@ -1371,23 +1374,28 @@ fn render(r: &Results) -> String {
 /// Case 7: the growth table.
 fn case_growth(opts: &Opts) -> Result<Vec<growth::Size>> {
     let sizes: &[usize] = if opts.quick {
-        &[1_000, 3_000]
+        &[500]
     } else {
         &[1_000, 10_000, 100_000]
     };
+    let runs = growth_runs(opts);
     let mut out = Vec::new();
     for &entries in sizes {
         eprintln!("bench: 7. growth: {entries} entries");
         let tmp = tempfile::tempdir()?;
         let relay = bench_relay(tmp.path(), &tmp.path().join("relay"), "127.0.0.1:0")?;
-        out.push(growth::measure(
-            tmp.path(),
-            &relay,
-            entries,
-            opts.runs.max(3),
-        )?);
+        out.push(growth::measure(tmp.path(), &relay, entries, runs)?);
     }
     Ok(out)
+}
+
+/// How many times each command of the growth case runs (the best counts).
+fn growth_runs(opts: &Opts) -> usize {
+    if opts.quick {
+        1
+    } else {
+        opts.runs.max(3)
+    }
 }
 
 fn render_growth(opts: &Opts, sizes: &[growth::Size]) -> String {
@@ -1405,7 +1413,7 @@ fn render_growth(opts: &Opts, sizes: &[growth::Size]) -> String {
          under 50 ms and within 1.5× of the time at 1,000.\n",
         now_utc(),
         machine(),
-        opts.runs.max(3)
+        growth_runs(opts)
     );
     let mut head = "| command |".to_string();
     let mut rule = "|---|".to_string();
