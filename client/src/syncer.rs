@@ -110,13 +110,24 @@ async fn run(
     mut wakers: Option<Wakers<'_>>,
 ) -> Result<()> {
     let mut in_flight: JoinSet<(u64, Result<Response, NetError>)> = JoinSet::new();
+    // Own entries below this were acknowledged before: pushing them again is a re-upload.
+    let acknowledged = store.acknowledged_own()?;
     loop {
         while let Some(action) = session.poll_action(store, Instant::now())? {
             if let Action::Send { id, request } = action {
                 let answer = client.request_owned(request);
                 in_flight.spawn(async move { (id, answer.await) });
             } else {
-                perform(action, store, paired, session, report, wakers.is_some())?;
+                let watching = wakers.is_some();
+                perform(
+                    action,
+                    store,
+                    paired,
+                    session,
+                    report,
+                    watching,
+                    acknowledged,
+                )?;
             }
         }
         if session.is_done() {
@@ -166,6 +177,7 @@ fn perform(
     session: &mut SyncSession,
     report: &mut SyncReport,
     watching: bool,
+    acknowledged: u64,
 ) -> Result<()> {
     match action {
         Action::Send { .. } => {}
@@ -174,7 +186,7 @@ fn perform(
             store.set_space_config(&paired.config)?;
         }
         Action::Apply(page) => apply(&page, store, paired, session, report, watching)?,
-        Action::Event(event) => on_event(event, store, paired, report)?,
+        Action::Event(event) => on_event(event, store, paired, report, acknowledged)?,
         Action::Checkpoint => {
             session.handle_checkpoint(checks::checkpoint_if_behind(store, paired)?)
         }
@@ -275,12 +287,14 @@ fn apply(
     Ok(())
 }
 
-/// Persists and counts what the push/pull machine reports.
+/// Persists and counts what the push/pull machine reports; `acknowledged` is how many own
+/// entries the relay had acknowledged when the session began.
 fn on_event(
     event: SyncEvent,
     store: &Store,
     paired: &Paired,
     report: &mut SyncReport,
+    acknowledged: u64,
 ) -> Result<()> {
     match event {
         SyncEvent::Cursor(cursor) => {
@@ -291,7 +305,6 @@ fn on_event(
             // Count what the person wrote, not protocol bookkeeping; entries the relay had
             // acknowledged before and lost are re-uploads, not news.
             let me = paired.identity.secrets.device_key();
-            let acknowledged = store.acknowledged_own()?;
             for item in store.log_entries(&me, from).take(count as usize) {
                 let (seq, bytes) = item?;
                 if seq < acknowledged {
@@ -302,7 +315,8 @@ fn on_event(
             }
             // Pipelined pushes may be answered out of order; everything before the end of
             // this one is durable at the relay.
-            store.set_acknowledged_own(acknowledged.max(from + count))?;
+            let before = store.acknowledged_own()?;
+            store.set_acknowledged_own(before.max(from + count))?;
         }
         SyncEvent::OwnBehind { relay, .. } => {
             let acknowledged = store.acknowledged_own()?;
