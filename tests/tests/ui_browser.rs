@@ -185,7 +185,8 @@ async fn two_partners_use_candor_in_their_browsers() -> Result<()> {
     sam.check_screen("unlock").await?;
     sam.fill("passphrase", SAM_PASSPHRASE).await?;
     sam.press("Unlock").await?;
-    assert_eq!(sam.path().await?, "/today");
+    // Unlocking runs Argon2id: wait for the page rather than read the address at once.
+    sam.wait_for_path("/today").await?;
     assert!(sam.text().await?.contains("Running late"));
 
     alex.close().await?;
