@@ -57,7 +57,7 @@ const WAIT: Duration = Duration::from_secs(120);
 struct Opts {
     quick: bool,
     runs: usize,
-    /// Run only these cases (1–6); all when empty.
+    /// Run only these cases (1–7); all when empty.
     only: Vec<u32>,
     peer: bool,
     out: Option<PathBuf>,
