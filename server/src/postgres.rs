@@ -322,6 +322,28 @@ impl PgStore {
             .collect()
     }
 
+    /// The hash column of `table` (`entries` or `conflicts`) at (space, author, seq).
+    fn hash_by_seq(
+        &self,
+        table: &'static str,
+        space: &SpaceId,
+        author: &DeviceKey,
+        seq: u64,
+    ) -> Result<Option<EntryHash>, PgError> {
+        let seq = big(seq, "seq")?;
+        let query =
+            format!("SELECT hash FROM {table} WHERE space = $1 AND author = $2 AND seq = $3");
+        self.block(async {
+            let client = self.work.get().await?;
+            let statement = client.prepare_cached(&query).await?;
+            let row = client
+                .query_opt(&statement, &[&&space.0[..], &&author.0[..], &seq])
+                .await?;
+            row.map(|row| Ok(EntryHash(array(row.try_get(0)?, table)?)))
+                .transpose()
+        })
+    }
+
     async fn head_of(
         client: &impl tokio_postgres::GenericClient,
         space: &SpaceId,
@@ -461,18 +483,7 @@ impl RelayStore for PgStore {
         author: &DeviceKey,
         seq: u64,
     ) -> Result<Option<EntryHash>, PgError> {
-        let seq = big(seq, "seq")?;
-        self.block(async {
-            let client = self.work.get().await?;
-            let row = client
-                .query_opt(
-                    "SELECT hash FROM entries WHERE space = $1 AND author = $2 AND seq = $3",
-                    &[&&space.0[..], &&author.0[..], &seq],
-                )
-                .await?;
-            row.map(|row| Ok(EntryHash(array(row.try_get(0)?, "entry hash")?)))
-                .transpose()
-        })
+        self.hash_by_seq("entries", space, author, seq)
     }
 
     fn space_bytes(&self, space: &SpaceId) -> Result<u64, PgError> {
@@ -589,18 +600,7 @@ impl RelayStore for PgStore {
         author: &DeviceKey,
         seq: u64,
     ) -> Result<Option<EntryHash>, PgError> {
-        let seq = big(seq, "seq")?;
-        self.block(async {
-            let client = self.work.get().await?;
-            let row = client
-                .query_opt(
-                    "SELECT hash FROM conflicts WHERE space = $1 AND author = $2 AND seq = $3",
-                    &[&&space.0[..], &&author.0[..], &seq],
-                )
-                .await?;
-            row.map(|row| Ok(EntryHash(array(row.try_get(0)?, "conflict")?)))
-                .transpose()
-        })
+        self.hash_by_seq("conflicts", space, author, seq)
     }
 
     fn record_conflict(

@@ -103,12 +103,21 @@ pub fn paired_on<S: RelayStore>(
     store: S,
     limits: RelayLimits,
 ) -> (Relay<S>, Session, Session, SpaceKey) {
+    paired_at(store, limits, 0)
+}
+
+/// [`paired_on`] with both sessions' clocks at `now_ms`.
+pub fn paired_at<S: RelayStore>(
+    store: S,
+    limits: RelayLimits,
+    now_ms: u64,
+) -> (Relay<S>, Session, Session, SpaceKey) {
     let relay = Relay::with_limits(store, limits);
     let key = SpaceKey::from_bytes([9; 32]);
     let (a, b) = (device(1), device(2));
     let secret = InviteSecret([5; 32]);
     let mut sa = login(&relay, &a);
-    sa.set_now(0);
+    sa.set_now(now_ms);
     let created = relay.handle_request(
         &mut sa,
         Request::CreateSpace {
@@ -121,7 +130,7 @@ pub fn paired_on<S: RelayStore>(
     );
     assert_eq!(created.response, Response::SpaceCreated);
     let mut sb = login(&relay, &b);
-    sb.set_now(0);
+    sb.set_now(now_ms);
     let joined = relay.handle_request(
         &mut sb,
         Request::Join {

@@ -536,35 +536,7 @@ fn a_lost_join_answer_can_be_retried_by_the_same_device_only() {
 
 /// Like [`paired`], but with `limits` and every session's clock at `now_ms`.
 fn paired_with(limits: RelayLimits, now_ms: u64) -> (Relay<MemoryStore>, Session, SpaceKey) {
-    let relay = Relay::with_limits(MemoryStore::default(), limits);
-    let key = SpaceKey::from_bytes([9; 32]);
-    let (a, b) = (device(1), device(2));
-    let secret = InviteSecret([5; 32]);
-    let mut sa = login(&relay, &a);
-    sa.set_now(now_ms);
-    let created = relay.handle_request(
-        &mut sa,
-        Request::CreateSpace {
-            space: SPACE,
-            invite_verifier: secret.verifier(),
-            sealed_space_key: secret.seal_space_key(&SPACE, &key, [1; 24]),
-            member: card(&a, &key),
-        },
-        [0; 32],
-    );
-    assert_eq!(created.response, Response::SpaceCreated);
-    let mut sb = login(&relay, &b);
-    sb.set_now(now_ms);
-    let joined = relay.handle_request(
-        &mut sb,
-        Request::Join {
-            space: SPACE,
-            token: secret.token(),
-            member: card(&b, &key),
-        },
-        [0; 32],
-    );
-    assert!(matches!(joined.response, Response::Joined { .. }));
+    let (relay, sa, _, key) = super::contract::paired_at(MemoryStore::default(), limits, now_ms);
     (relay, sa, key)
 }
 
