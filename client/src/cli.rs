@@ -108,7 +108,7 @@ pub enum Command {
         /// What is happening.
         #[arg(required = true, num_args = 1.., value_name = "TEXT")]
         text: Vec<String>,
-        /// Expected arrival, HH:MM.
+        /// Expected arrival, HH:MM in local time (its next occurrence).
         #[arg(long, value_name = "HH:MM")]
         eta: Option<String>,
     },
@@ -378,7 +378,7 @@ pub enum PromiseCommand {
 pub enum PlanCommand {
     /// Share a plan before being asked.
     Add {
-        /// When (2026-12-01, "2026-12-01 18:00" UTC, or RFC 3339).
+        /// When, in local time: "2026-12-01 18:00", 18:00 (today), 2026-12-01, or RFC 3339.
         when: String,
         /// What.
         #[arg(required = true, num_args = 1.., value_name = "TEXT")]
@@ -389,10 +389,10 @@ pub enum PlanCommand {
     },
     /// List both partners' plans.
     List {
-        /// From this time.
+        /// From this local time (a date alone: from the start of that day).
         #[arg(long, value_name = "WHEN")]
         from: Option<String>,
-        /// Up to this time.
+        /// Up to this local time (a date alone: to the end of that day).
         #[arg(long, value_name = "WHEN")]
         to: Option<String>,
         /// Print as JSON.

@@ -233,7 +233,10 @@ fn infos(doc: &mut AutoCommit, text: &ObjId) -> (Vec<Info>, HashMap<Vec<u8>, usi
             match op.get("action").and_then(|a| a.as_str()) {
                 Some("set") if insert => {
                     let id = Some((start + k as u64, actor));
-                    if !info.inserted.contains(&target) {
+                    // An anchor among this change's own earlier insertions touches nothing.
+                    let own = target
+                        .is_some_and(|(c, a)| a == actor && (start..start + k as u64).contains(&c));
+                    if !own {
                         info.touched.push(target);
                     }
                     info.inserted.push(id);
