@@ -690,6 +690,24 @@ impl Store {
         })
     }
 
+    /// The time of `author`'s latest entry, unless it is flagged as dated in the future.
+    fn latest_unflagged_time(&self, author: &DeviceKey) -> Result<Option<u64>, StoreError> {
+        let Some(last) = self
+            .log
+            .scan_prefix(author.0)
+            .values()
+            .next_back()
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let flagged = candor_shared::entry::id_of(&last)
+            .is_some_and(|id| self.future_dated().is_ok_and(|f| f.contains_key(&id)));
+        Ok((!flagged)
+            .then(|| candor_shared::entry::peek_time(&last))
+            .flatten())
+    }
+
     /// Adds flags of entries dated in the future, keeping at most `cap`. Not flushed on its own.
     pub fn add_future_dated(
         &self,
@@ -932,19 +950,23 @@ impl Store {
             }
             None => PartnerSeen::default(),
         };
-        // An author's times never go backwards, even if the clock does — but a last entry dated
-        // far in the future is flagged, not carried forward (see `crate::evidence::own_time`).
-        let last = match head.count {
-            0 => None,
-            n => Some(
-                self.log
-                    .get(log_key(&me, n - 1))?
-                    .ok_or_else(|| StoreError::Corrupt("own log head is missing".into()))?,
-            ),
+        // An author's times never go backwards, even if the clock does — but own entries dated
+        // far in the future are flagged, not carried forward (see `crate::evidence::own_time`).
+        let partner_ms = match partner {
+            Some(partner) => self.latest_unflagged_time(partner)?,
+            None => None,
         };
-        let (time_ms, flag) = crate::evidence::own_time(now_ms, last.as_deref());
-        if let Some(flag) = flag {
-            self.add_future_dated(&[flag], crate::evidence::MAX_FUTURE_FLAGS)?;
+        let own: Vec<sled::IVec> = self
+            .log
+            .scan_prefix(me.0)
+            .values()
+            .rev()
+            .take(crate::evidence::MAX_FUTURE_FLAGS)
+            .collect::<Result<_, _>>()?;
+        let (time_ms, flags) =
+            crate::evidence::own_time(now_ms, partner_ms, own.iter().map(|v| v.as_ref()));
+        if !flags.is_empty() {
+            self.add_future_dated(&flags, crate::evidence::MAX_FUTURE_FLAGS)?;
         }
         let mut written = Vec::with_capacity(items.len());
         for (class, payload, entry_key) in items {
