@@ -84,19 +84,29 @@ pub fn flag_future_dated(store: &Store, stored: &[Entry], now_ms: u64) -> Result
     store.add_future_dated(&flags, MAX_FUTURE_FLAGS)
 }
 
-/// The time of this device's next entry, given its clock `now_ms` and its own last entry
-/// (`last`, in wire form): times never go backwards, except past a last entry dated beyond the
-/// tolerance in the future, which is not carried forward. Returns the time and, in that case,
-/// the flag for the last entry (its id and how far ahead it was).
-pub fn own_time(now_ms: u64, last: Option<&[u8]>) -> (u64, Option<(EntryHash, u64)>) {
-    let Some(last) = last else {
-        return (now_ms, None);
-    };
-    let last_time = candor_shared::entry::peek_time(last).unwrap_or(0);
-    match (future_dated(last_time, now_ms), id_of(last)) {
-        (Some(ahead), Some(id)) => (now_ms, Some((id, ahead))),
-        _ => (now_ms.max(last_time), None),
+/// The time of this device's next entry, given its clock `now_ms`, the time of the partner's
+/// latest entry it verified (`partner_ms`, unless that entry is flagged), and its own entries
+/// newest first (wire form): times never go backwards, except past own entries dated beyond the
+/// tolerance ahead of both the clock and the partner's latest entry (a clock that was wrong),
+/// which are not carried forward. Returns the time and the flags for those entries.
+pub fn own_time<B: AsRef<[u8]>>(
+    now_ms: u64,
+    partner_ms: Option<u64>,
+    own_newest_first: impl Iterator<Item = B>,
+) -> (u64, Vec<(EntryHash, u64)>) {
+    // A partner entry dated after this clock means the clock is behind, not the log ahead.
+    let reference = now_ms.max(partner_ms.unwrap_or(0));
+    let mut flags = Vec::new();
+    for entry in own_newest_first.take(MAX_FUTURE_FLAGS) {
+        let entry = entry.as_ref();
+        let time = candor_shared::entry::peek_time(entry).unwrap_or(0);
+        match (future_dated(time, reference), id_of(entry)) {
+            (Some(ahead), Some(id)) => flags.push((id, ahead)),
+            _ if flags.is_empty() => return (reference.max(time), flags),
+            _ => break,
+        }
     }
+    (reference, flags)
 }
 
 #[cfg(test)]
@@ -197,18 +207,28 @@ mod tests {
 
     #[test]
     fn a_far_future_own_time_is_not_carried_forward() {
-        assert_eq!(own_time(1_000, None), (1_000, None));
+        assert_eq!(
+            own_time(1_000, None, std::iter::empty::<&[u8]>()),
+            (1_000, vec![])
+        );
         // A last entry slightly ahead (within the tolerance) is carried forward: times never go
         // backwards for clock jitter.
         let mut last = vec![0u8; HEADER_LEN + SIGNATURE_LEN];
         let time_at = 1 + 1 + 16 + 32 + 8 + 32;
         last[time_at..time_at + 8].copy_from_slice(&61_000u64.to_be_bytes());
         assert_eq!(candor_shared::entry::peek_time(&last), Some(61_000));
-        assert_eq!(own_time(1_000, Some(&last)), (61_000, None));
+        assert_eq!(
+            own_time(1_000, None, std::iter::once(last.as_slice())),
+            (61_000, vec![])
+        );
         let days = 3 * 24 * 3_600_000u64;
         last[time_at..time_at + 8].copy_from_slice(&(1_000 + days).to_be_bytes());
-        let (time, flag) = own_time(1_000, Some(&last));
+        let (time, flags) = own_time(1_000, None, std::iter::once(last.as_slice()));
         assert_eq!(time, 1_000);
-        assert_eq!(flag.map(|(_, ahead)| ahead), Some(days));
+        assert_eq!(flags.first().map(|(_, ahead)| *ahead), Some(days));
+        // But if the partner's latest entry is dated that late too, this clock is behind: the
+        // log's time is carried forward and nothing is flagged.
+        let (time, flags) = own_time(1_000, Some(1_000 + days), std::iter::once(last.as_slice()));
+        assert_eq!((time, flags), (1_000 + days, vec![]));
     }
 }

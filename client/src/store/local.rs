@@ -183,6 +183,27 @@ impl Store {
         })
     }
 
+    /// The time of `author`'s latest entry, unless it is flagged as dated in the future.
+    pub(super) fn latest_unflagged_time(
+        &self,
+        author: &DeviceKey,
+    ) -> Result<Option<u64>, StoreError> {
+        let Some(last) = self
+            .log
+            .scan_prefix(author.0)
+            .values()
+            .next_back()
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let flagged = candor_shared::entry::id_of(&last)
+            .is_some_and(|id| self.future_dated().is_ok_and(|f| f.contains_key(&id)));
+        Ok((!flagged)
+            .then(|| candor_shared::entry::peek_time(&last))
+            .flatten())
+    }
+
     /// Adds flags of entries dated in the future, keeping at most `cap`. Not flushed on its own.
     pub fn add_future_dated(
         &self,

@@ -571,19 +571,27 @@ impl Store {
             }
             None => PartnerSeen::default(),
         };
-        // An author's times never go backwards, even if the clock does — but a last entry dated
-        // far in the future is flagged, not carried forward (see `crate::evidence::own_time`).
-        let last = match head.count {
-            0 => None,
-            n => Some(
-                self.log
-                    .get(log_key(&me, n - 1))?
-                    .ok_or_else(|| StoreError::Corrupt("own log head is missing".into()))?,
-            ),
+        // An author's times never go backwards, even if the clock does — but own entries dated
+        // far in the future are flagged, not carried forward (see `crate::evidence::own_time`).
+        let partner_ms = match partner {
+            Some(partner) => self.latest_unflagged_time(partner)?,
+            None => None,
         };
-        let (time_ms, flag) = crate::evidence::own_time(now_ms, last.as_deref());
-        if let Some(flag) = flag {
-            self.add_future_dated(&[flag], crate::evidence::MAX_FUTURE_FLAGS)?;
+        // Read lazily: `own_time` stops at the first own entry not dated ahead (nearly always
+        // the newest), so a write reads one entry here, not the whole log.
+        let mut read_error = None;
+        let own = self
+            .log
+            .scan_prefix(me.0)
+            .values()
+            .rev()
+            .map_while(|item| item.map_err(|e| read_error = Some(e)).ok());
+        let (time_ms, flags) = crate::evidence::own_time(now_ms, partner_ms, own);
+        if let Some(e) = read_error {
+            return Err(e.into());
+        }
+        if !flags.is_empty() {
+            self.add_future_dated(&flags, crate::evidence::MAX_FUTURE_FLAGS)?;
         }
         let mut written = Vec::with_capacity(items.len());
         for (class, payload, entry_key) in items {
