@@ -334,6 +334,12 @@ fn drive(
     }
 }
 
+/// The simulated clock's starting point: the only clock read in `shared/` (std's `Instant` has
+/// no constructor); every later moment is this plus simulated durations.
+fn epoch() -> Instant {
+    Instant::now()
+}
+
 /// Runs sync rounds (`Mode::Once`) for the given devices concurrently over a faulty network on
 /// a simulated clock until all are done. `writes` are (device index, text) written at random
 /// moments during the round.
@@ -345,7 +351,7 @@ fn run_round(
     which: &[usize],
     mut writes: Vec<(usize, String)>,
 ) {
-    let start = Instant::now();
+    let start = epoch();
     let mut now = start;
     let mut sessions: Vec<Option<SyncSession>> = (0..2)
         .map(|i| {
@@ -618,7 +624,7 @@ fn newer_heads_after_a_stale_notification_lead_to_a_pull_not_a_full_re_pull() {
     let (me, partner) = (DeviceKey([1; 32]), DeviceKey([2; 32]));
     let local = Counts(vec![(partner, 5)]);
     let mut machine = SyncMachine::new(SPACE, me, Some(partner), 10);
-    let now = Instant::now();
+    let now = epoch();
     let head = |count| LogHead {
         count,
         hash: EntryHash([9; 32]),
@@ -662,7 +668,7 @@ fn a_shortfall_is_rechecked_with_fresh_heads_before_pulling_everything_again() {
     let (me, partner) = (DeviceKey([1; 32]), DeviceKey([2; 32]));
     let local = Counts(vec![(partner, 5)]);
     let mut machine = SyncMachine::new(SPACE, me, Some(partner), 10);
-    let now = Instant::now();
+    let now = epoch();
     let head = |count| LogHead {
         count,
         hash: EntryHash([9; 32]),
@@ -719,7 +725,7 @@ fn watch_session(partner: Option<DeviceKey>, cursor: u64) -> SyncSession {
 #[test]
 fn a_partner_without_a_valid_join_proof_is_refused() {
     let local = Counts(Vec::new());
-    let now = Instant::now();
+    let now = epoch();
     let mut session = watch_session(None, 0);
     let Some(Action::Send { id, request }) = session.poll_action(&local, now).unwrap() else {
         panic!("expected the member list to be asked for first");
@@ -761,7 +767,7 @@ fn a_partner_without_a_valid_join_proof_is_refused() {
 fn a_watching_session_checkpoints_once_the_space_is_quiet() {
     let partner = DeviceKey([2; 32]);
     let local = Counts(vec![(partner, 1)]);
-    let start = Instant::now();
+    let start = epoch();
     let mut session = watch_session(Some(partner), 0);
     let Some(Action::Send { id, .. }) = session.poll_action(&local, start).unwrap() else {
         panic!("expected heads");
