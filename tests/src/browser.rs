@@ -183,8 +183,9 @@ impl Browser {
             }
             if std::time::Instant::now() > deadline {
                 bail!(
-                    "the browser stayed on {} instead of {path}",
-                    self.path().await?
+                    "the browser stayed on {} instead of {path}, showing:\n{}",
+                    self.path().await?,
+                    self.text().await.unwrap_or_default()
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -28,7 +28,7 @@ async fn two_partners_use_candor_in_their_browsers() -> Result<()> {
     alex.check_screen("welcome").await?;
     alex.fill("name", "Alex").await?;
     alex.press("Start").await?;
-    assert_eq!(alex.path().await?, "/pair");
+    alex.wait_for_path("/pair").await?;
     alex.check_screen("pair").await?;
     alex.fill("relay", &relay.addr).await?;
     alex.fill("fingerprint", &relay.fingerprint).await?;
@@ -51,10 +51,10 @@ async fn two_partners_use_candor_in_their_browsers() -> Result<()> {
         .await?;
     sam.fill("passphrase_again", SAM_PASSPHRASE).await?;
     sam.press("Start").await?;
-    assert_eq!(sam.path().await?, "/pair");
+    sam.wait_for_path("/pair").await?;
     sam.fill("invite", &invite).await?;
     sam.press("Join").await?;
-    assert_eq!(sam.path().await?, "/safety");
+    sam.wait_for_path("/safety").await?;
     sam.check_screen("safety").await?;
     // Alex's invite page moves on by itself once Sam has joined.
     alex.wait_for_path("/safety").await?;

@@ -12,7 +12,18 @@ struct Served {
     serving: Option<Serving>,
 }
 
+/// The umask is the process's, shared by every test thread: binding sets it for a moment, and
+/// reading it means setting it. Tests that bind or read it take turns.
+static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn served() -> Served {
+    let _turn = UMASK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    served_holding_umask()
+}
+
+fn served_holding_umask() -> Served {
     let dir = tempfile::tempdir().unwrap();
     let home = Home::new(dir.path().join("home"));
     home.create().unwrap();
@@ -41,8 +52,11 @@ fn current_umask() -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typed_command_and_a_status_query_are_answered() {
+    let turn = UMASK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let before = current_umask();
-    let s = served();
+    let s = served_holding_umask();
     // The socket is the user's alone, and binding it left the process's umask as it was.
     let mode = std::fs::metadata(s.home.socket_path())
         .unwrap()
@@ -50,6 +64,7 @@ async fn a_typed_command_and_a_status_query_are_answered() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(current_umask(), before);
+    drop(turn);
 
     let home = s.home.clone();
     let (status, output) = tokio::task::spawn_blocking(move || {
