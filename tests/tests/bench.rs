@@ -3,7 +3,6 @@
 
 use anyhow::{Context as _, Result};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 #[test]
 fn quick_benchmark_runs_every_case_and_keeps_hand_written_sections() -> Result<()> {
@@ -15,24 +14,16 @@ fn quick_benchmark_runs_every_case_and_keeps_hand_written_sections() -> Result<(
         &out,
         "# Benchmarks\n\n## Hand-written\n\nkept\n\n<!-- bench:begin -->\nold figures\n<!-- bench:end -->\n\n## Shared notes\n\nalso kept\n",
     )?;
-    let started = Instant::now();
     let run = Command::new(env!("CARGO_BIN_EXE_bench"))
         .args(["--quick", "--out"])
         .arg(&out)
         .output()
         .context("running bench --quick")?;
-    let took = started.elapsed();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
         "bench --quick failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
-    );
-    // About 5 s in a release build and 30 s in a debug build on an idle 2-core machine; the
-    // bound only catches a harness that hangs or has grown far beyond `--quick`.
-    assert!(
-        took < Duration::from_secs(240),
-        "bench --quick took {took:?}"
     );
     let written = std::fs::read_to_string(&out)?;
     assert!(written.starts_with("# Benchmarks\n\n## Hand-written\n\nkept\n"));
