@@ -326,3 +326,82 @@ async fn the_journal_works_before_pairing_and_keeps_edits() {
     let today = ui.send(ui.get("/today", Some(&cookie))).await;
     assert_eq!(today.headers()[header::LOCATION], "/pair");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_bundle_made_in_the_page_restores_in_a_new_home_and_passphrases_change() {
+    let old = Ui::start().await;
+    let cookie = old.login().await;
+    let token = old.form_token(&cookie).await;
+    let origin = old.origin();
+    let post = |path: &str, form: String| old.post(path, &cookie, Some(&origin), &form);
+    old.send(post("/welcome", format!("form_token={token}&name=Sam")))
+        .await;
+    old.send(post(
+        "/journal",
+        format!("form_token={token}&text=words+worth+keeping"),
+    ))
+    .await;
+    // A passphrase set, then changed, from the settings screen.
+    let set = old
+        .send(post(
+            "/settings/passphrase",
+            format!("form_token={token}&new=purple+kettle+rain&again=purple+kettle+rain"),
+        ))
+        .await;
+    assert_eq!(set.headers()[header::LOCATION], "/settings");
+    let page = text(old.send(old.get("/settings", Some(&cookie))).await).await;
+    assert!(page.contains("Passphrase saved"), "{page}");
+    assert!(page.contains("A passphrase protects your data"), "{page}");
+    old.send(post(
+        "/settings/passphrase",
+        format!("form_token={token}&current=wrong+words+here&new=a+b+c+d+e+f&again=a+b+c+d+e+f"),
+    ))
+    .await;
+    let page = text(old.send(old.get("/settings", Some(&cookie))).await).await;
+    assert!(
+        !page.contains("Passphrase saved"),
+        "a wrong current passphrase changes nothing"
+    );
+
+    let bundle = old._dir.path().join("sam.bundle");
+    let made = old
+        .send(post(
+            "/settings/bundle",
+            format!(
+                "form_token={token}&path={}&passphrase=bundle+pass+phrase",
+                bundle.display()
+            ),
+        ))
+        .await;
+    assert_eq!(made.headers()[header::LOCATION], "/settings");
+    assert!(bundle.exists(), "the bundle was written");
+    old.app.stop().await;
+
+    let new = Ui::start().await;
+    let cookie = new.login().await;
+    let token = new.form_token(&cookie).await;
+    let origin = new.origin();
+    let post = |path: &str, form: String| new.post(path, &cookie, Some(&origin), &form);
+    let wrong = new
+        .send(post(
+            "/welcome/restore",
+            format!(
+                "form_token={token}&path={}&passphrase=not+the+one",
+                bundle.display()
+            ),
+        ))
+        .await;
+    assert_eq!(wrong.headers()[header::LOCATION], "/welcome");
+    let restored = new
+        .send(post(
+            "/welcome/restore",
+            format!(
+                "form_token={token}&path={}&passphrase=bundle+pass+phrase",
+                bundle.display()
+            ),
+        ))
+        .await;
+    assert_eq!(restored.headers()[header::LOCATION], "/today");
+    let page = text(new.send(new.get("/journal", Some(&cookie))).await).await;
+    assert!(page.contains("words worth keeping"), "{page}");
+}

@@ -128,6 +128,27 @@ async fn two_partners_use_candor_in_their_browsers() -> Result<()> {
     alex.check_screen("week").await?;
     alex.goto(&alex_ui.at("/settings")).await?;
     alex.check_screen("settings").await?;
+    // A verifiable record of one entry, saved from the page (the partner's device countersigns
+    // it first: the page says so, and the second try writes the file).
+    let record = root.path().join("for-our-counsellor.json");
+    let record_path = record.display().to_string();
+    save_record(&alex, "Running late", &record_path).await?;
+    if !record.exists() {
+        let deadline = std::time::Instant::now() + candor_tests::browser::WAIT;
+        while !record.exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            alex.goto(&alex_ui.at("/settings")).await?;
+            save_record(&alex, "Running late", &record_path).await?;
+        }
+    }
+    let saved = std::fs::read_to_string(&record)?;
+    assert!(
+        saved.contains("Running late"),
+        "the record holds the chosen entry"
+    );
+    assert!(!saved.contains(SECRET), "the record holds nothing private");
+    alex.wait_for("//p[contains(@class, 'flash') and contains(., 'Saved the record')]")
+        .await?;
     alex.press("Check our record").await?;
     alex.wait_for("//p[contains(., 'Everything checks out')]")
         .await?;
@@ -151,6 +172,25 @@ async fn two_partners_use_candor_in_their_browsers() -> Result<()> {
     for browser in [&alex, &sam] {
         wait_for_note(browser, &["an evening to talk", "a walk together"]).await?;
     }
+    // Both added a line at the same place at once: each sees both versions under the name
+    // of who wrote it, until one is chosen.
+    for browser in [&alex, &sam] {
+        browser
+            .wait_for("//section[@id='conflicts']//figcaption[contains(., 'Alex wrote')]")
+            .await?;
+        browser
+            .wait_for("//section[@id='conflicts']//figcaption[contains(., 'Sam wrote')]")
+            .await?;
+    }
+    alex.check_screen("note-conflict").await?;
+    alex.press("Keep the version Sam wrote").await?;
+    alex.wait_for("//p[contains(@class, 'flash') and contains(., 'version you chose')]")
+        .await?;
+    let kept = note_text(&alex).await?;
+    assert!(
+        kept.contains("a walk together") && !kept.contains("<<<<<<<"),
+        "{kept}"
+    );
     alex.check_screen("note").await?;
     alex.press("History of this note").await?;
     alex.check_screen("note-history").await?;
@@ -208,6 +248,31 @@ async fn append_to_note(browser: &Browser, line: &str) -> Result<()> {
     browser.press("Save").await?;
     browser.wait_for("//p[contains(@class, 'flash')]").await?;
     Ok(())
+}
+
+/// Ticks the entry holding `words` on the settings screen and saves a verifiable record of it.
+async fn save_record(browser: &Browser, words: &str, path: &str) -> Result<()> {
+    browser
+        .client
+        .find(fantoccini::Locator::XPath(&format!(
+            "//label[contains(., '{words}')]/preceding-sibling::input"
+        )))
+        .await?
+        .click()
+        .await?;
+    browser.fill("export-path", path).await?;
+    browser.press("Save the record").await?;
+    browser.wait_for("//p[contains(@class, 'flash')]").await?;
+    Ok(())
+}
+
+/// The text in the open note's editor.
+async fn note_text(browser: &Browser) -> Result<String> {
+    let area = browser
+        .client
+        .find(fantoccini::Locator::Id("note-text"))
+        .await?;
+    Ok(area.prop("value").await?.unwrap_or_default())
 }
 
 /// Reloads the note until its text holds every one of `words` (the watchers reconnect to the

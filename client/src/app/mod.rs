@@ -33,6 +33,7 @@
 //! ```
 
 mod reader;
+pub mod views;
 mod writer;
 
 use crate::home::{Home, Identity};

@@ -144,6 +144,16 @@ impl<'a> Reader<'a> {
         )
     }
 
+    /// The device this reader reads for.
+    pub(super) fn paired(&self) -> &Paired {
+        self.paired
+    }
+
+    /// The store this reader reads.
+    pub(super) fn store(&self) -> &Store {
+        self.store
+    }
+
     /// Turns timeline rows into entries, naming the authors.
     fn named(&self, rows: Vec<TimelineRow>) -> Result<Vec<TimelineEntry>> {
         let me = self.paired.me();

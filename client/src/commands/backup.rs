@@ -102,6 +102,33 @@ fn home_is_empty(home: &Home) -> Result<bool> {
 /// `candor backup import FILE`: restores a bundle into the new, empty `home`. Runs on its own
 /// (no store is open yet). Nothing is created if the passphrase is wrong or the bundle damaged.
 pub fn import(home: &Home, file: &Path, protect: bool, interactive: bool) -> Result<Output> {
+    restore(
+        home,
+        file,
+        || secret::existing(secret::ENV_BACKUP_PASSPHRASE, "Passphrase of the bundle"),
+        || {
+            protect
+                .then(|| {
+                    secret::new(
+                        &[secret::ENV_NEW_PASSPHRASE, secret::ENV_PASSPHRASE],
+                        "passphrase for this device's data",
+                    )
+                })
+                .transpose()
+        },
+        interactive,
+    )
+}
+
+/// [`import`] with the passphrases from the caller (the web app's form): `bundle_pass` opens
+/// the bundle, `device_pass` (asked once the bundle opened) protects the restored data.
+pub fn restore(
+    home: &Home,
+    file: &Path,
+    bundle_pass: impl FnOnce() -> Result<Zeroizing<String>>,
+    device_pass: impl FnOnce() -> Result<Option<Zeroizing<String>>>,
+    interactive: bool,
+) -> Result<Output> {
     if !home_is_empty(home)? {
         bail!(
             "{} is not empty; restore only into a new home (pass --home DIR with a new directory)",
@@ -115,7 +142,7 @@ pub fn import(home: &Home, file: &Path, protect: bool, interactive: bool) -> Res
         bail!("{} is larger than any Candor bundle", file.display());
     }
     let sealed = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let pass = secret::existing(secret::ENV_BACKUP_PASSPHRASE, "Passphrase of the bundle")?;
+    let pass = bundle_pass()?;
     let spinner = progress::spinner(interactive, "opening the bundle (Argon2id)");
     let plain = at_rest::open_bundle(&sealed, pass.as_bytes()).map_err(secret::explain)?;
     spinner.finish_and_clear();
@@ -135,14 +162,7 @@ pub fn import(home: &Home, file: &Path, protect: bool, interactive: bool) -> Res
     {
         bail!("the bundle is damaged (its key files are missing or unknown)");
     }
-    let device_pass = if protect {
-        Some(secret::new(
-            &[secret::ENV_NEW_PASSPHRASE, secret::ENV_PASSPHRASE],
-            "passphrase for this device's data",
-        )?)
-    } else {
-        None
-    };
+    let device_pass = device_pass()?;
     let existed = home.root().exists();
     let result = (|| -> Result<Output> {
         home.create()?;

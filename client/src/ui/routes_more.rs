@@ -1,6 +1,7 @@
 //! The routes of the everyday screens past Today: promises and agreements, plans, shared
 //! notes, this week, the journal, safety and settings.
 
+use super::data::needs_me_of;
 use super::pages;
 use super::routes::{back, partner_name, App, Q};
 use super::views::Stage;
@@ -31,6 +32,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/plans", get(plans).post(add_plan))
         .route("/notes", get(notes).post(new_note))
         .route("/notes/edit", get(note).post(save_note))
+        .route("/notes/resolve", post(resolve_note))
         .route("/notes/history", get(note_history))
         .route("/notes/archive", post(archive_note))
         .route("/week", get(week))
@@ -38,10 +40,12 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/goals/update", post(update_goal))
         .route("/journal", get(journal).post(write_journal))
         .route("/journal/edit", post(edit_journal))
+        .route("/welcome/restore", post(restore))
         .route("/settings", get(settings))
         .route("/settings/verify", get(verify))
         .route("/settings/passphrase", post(passphrase))
         .route("/settings/bundle", post(bundle))
+        .route("/settings/export", post(export_verifiable))
         .route("/settings/journal-backup", post(journal_backup))
         .route("/settings/leave", post(leave))
 }
@@ -52,19 +56,16 @@ async fn promises(State(app): AppState, Extension(s): Session) -> Response {
     if let Some(away) = app.gate(PAIRED) {
         return away;
     }
-    let (pairing, promises, agreements, needs) = (
-        app.data.pairing().await,
-        app.data.promises().await,
-        app.data.agreements().await,
-        app.data.needs_me().await,
-    );
+    let (pairing, ledger) = (app.data.pairing().await, app.data.ledger().await);
     app.show(&s, |c| {
+        let ledger = ledger?;
+        let support_to_answer = needs_me_of(ledger.clone()).support_to_answer;
         Ok(pages::ledger::promises(
             c,
             &partner_name(&pairing?),
-            &promises?,
-            &agreements?,
-            &needs?.support_to_answer,
+            &ledger.promises,
+            &ledger.agreements,
+            &support_to_answer,
         ))
     })
 }
@@ -152,8 +153,11 @@ async fn plans(State(app): AppState, Extension(s): Session) -> Response {
         return away;
     }
     let days = pages::ledger::week_days(crate::timefmt::now_ms());
-    let (from, to) = (days[0].clone(), days[7].clone());
-    let (pairing, plans) = (app.data.pairing().await, app.data.plans(&from, &to).await);
+    let (from, to) = (
+        days.first().copied().unwrap_or_default(),
+        days.last().copied().unwrap_or_default(),
+    );
+    let (pairing, plans) = (app.data.pairing().await, app.data.plans(from, to).await);
     app.show(&s, |c| {
         Ok(pages::ledger::plans(
             c,
@@ -236,6 +240,26 @@ async fn save_note(State(app): AppState, Form(form): Form<SaveNoteForm>) -> Resp
             "no changes" => "No changes to save.".to_string(),
             _ => "Saved. Edits your partner made meanwhile are merged in.".to_string(),
         }),
+        &to,
+    )
+}
+
+#[derive(Deserialize)]
+struct ResolveForm {
+    name: String,
+    base: String,
+    conflict: usize,
+    version: usize,
+}
+
+async fn resolve_note(State(app): AppState, Form(form): Form<ResolveForm>) -> Response {
+    let result = app
+        .data
+        .keep_version(&form.name, &form.base, form.conflict, form.version)
+        .await;
+    let to = format!("/notes/edit?{}", name_query(&form.name));
+    app.after(
+        result.map(|_| "Saved: that passage now reads as the version you chose.".into()),
         &to,
     )
 }
@@ -355,7 +379,35 @@ async fn edit_journal(State(app): AppState, Form(form): Form<JournalEditForm>) -
     )
 }
 
-// ---- safety and settings --------------------------------------------------------------------
+// ---- restoring, safety and settings --------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct RestoreForm {
+    path: String,
+    passphrase: String,
+    #[serde(default)]
+    device_passphrase: String,
+}
+
+async fn restore(State(app): AppState, Form(form): Form<RestoreForm>) -> Response {
+    if app.data.stage() != Stage::Welcome {
+        return app.after(
+            Err(anyhow::anyhow!(
+                "this device has its data already; nothing changed"
+            )),
+            "/",
+        );
+    }
+    let (pass, device) = (
+        Zeroizing::new(form.passphrase),
+        Zeroizing::new(form.device_passphrase),
+    );
+    let device = (!device.is_empty()).then_some(device);
+    match app.data.restore_bundle(&form.path, pass, device).await {
+        Ok(said) => app.after(Ok(said), "/today"),
+        Err(e) => app.after(Err(e), "/welcome"),
+    }
+}
 
 async fn settings(State(app): AppState, Extension(s): Session) -> Response {
     if let Some(away) = app.gate(OPEN) {
@@ -414,6 +466,25 @@ struct BundleForm {
 async fn bundle(State(app): AppState, Form(form): Form<BundleForm>) -> Response {
     let pass = Zeroizing::new(form.passphrase);
     let result = app.data.export_bundle(&form.path, &pass).await;
+    app.after(result, "/settings")
+}
+
+/// The verifiable record's form: the ticked entries (`id`, repeated) and the file to write.
+async fn export_verifiable(
+    State(app): AppState,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let ids: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let path = fields
+        .iter()
+        .find(|(k, _)| k == "path")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    let result = app.data.export_verifiable(&ids, path).await;
     app.after(result, "/settings")
 }
 

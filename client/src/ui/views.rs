@@ -1,8 +1,11 @@
 //! The plain values the pages render. [`super::data`] fills them; templates only read them, so
-//! the pages do not change when the data layer underneath does.
+//! the pages do not change when the data layer underneath does. The timeline and the ledger's
+//! views are the application core's own types (`crate::app`); the rest are filled from it.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+
+pub use crate::app::views::{Agreement, Goal, LedgerView, Plan, Promise, Step, Support, Week};
+pub use crate::app::TimelineEntry as Entry;
 
 /// What the person has to do before the everyday screens make sense.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,127 +52,6 @@ pub struct Space {
     pub partner_device: Option<String>,
 }
 
-/// One entry of the shared timeline.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Entry {
-    /// Entry id (hex).
-    pub id: String,
-    /// "me" or "partner".
-    pub author: String,
-    /// The author's name.
-    pub author_name: String,
-    /// checkin, disclosure, plan, note, or a ledger kind.
-    pub kind: String,
-    /// The words.
-    pub text: String,
-    /// When it was written (RFC 3339).
-    pub time: String,
-    /// A check-in's expected arrival.
-    pub eta: Option<String>,
-    /// For own entries: whether the partner's device has it.
-    pub seen_by_partner: Option<bool>,
-    /// The entry this one corrects.
-    pub replaces: Option<String>,
-    /// Later corrections of this entry.
-    #[serde(default)]
-    pub corrected_by: Vec<String>,
-}
-
-/// One step in the history of a promise, agreement or support request.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Step {
-    /// "me" or "partner".
-    pub author: String,
-    /// When (RFC 3339).
-    pub time: String,
-    /// What happened, in words.
-    pub what: String,
-    /// Why the step was refused, if it was.
-    pub invalid: Option<String>,
-}
-
-/// A partner's answer to a promise's status.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Answer {
-    /// "confirmed" or "disputed".
-    pub state: String,
-    /// The dispute's words.
-    pub note: Option<String>,
-}
-
-/// A promise.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Promise {
-    /// Entry id.
-    pub id: String,
-    /// "me" or "partner".
-    pub promiser: String,
-    /// The promise.
-    pub text: String,
-    /// When it is due (RFC 3339).
-    pub due: Option<String>,
-    /// open, kept, missed, renegotiated.
-    pub status: String,
-    /// The other partner's answer to the status.
-    pub confirmation: Option<Answer>,
-    /// Everything that happened to it.
-    #[serde(default)]
-    pub history: Vec<Step>,
-}
-
-/// A transparency agreement.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Agreement {
-    /// Entry id.
-    pub id: String,
-    /// "me" or "partner".
-    pub proposer: String,
-    /// The agreement.
-    pub text: String,
-    /// Review date (RFC 3339).
-    pub review: String,
-    /// proposed, accepted, declined, ended.
-    pub state: String,
-    /// Whether the review date has come.
-    pub due_for_review: bool,
-    /// Everything that happened to it.
-    #[serde(default)]
-    pub history: Vec<Step>,
-}
-
-/// A support request.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Support {
-    /// Entry id.
-    pub id: String,
-    /// "me" or "partner".
-    pub requester: String,
-    /// When (RFC 3339).
-    pub time: String,
-    /// space, talk, reassure or company.
-    pub need: String,
-    /// Words with the request.
-    pub note: Option<String>,
-    /// Replies.
-    #[serde(default)]
-    pub replies: Vec<Step>,
-}
-
-/// A plan.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Plan {
-    /// Entry id.
-    pub id: String,
-    /// "me" or "partner".
-    pub author: String,
-    /// When (RFC 3339).
-    pub when: String,
-    /// Shared as "busy" only.
-    pub busy_only: bool,
-    /// The words (own busy-only plans show their private words).
-    pub text: Option<String>,
-}
-
 /// A shared note in the list.
 #[derive(Clone, Debug, Deserialize)]
 pub struct NoteSummary {
@@ -181,6 +63,9 @@ pub struct NoteSummary {
     pub archived: bool,
     /// Length in characters.
     pub chars: usize,
+    /// Passages both partners changed at once, not yet resolved.
+    #[serde(default)]
+    pub conflicts: usize,
 }
 
 /// An edit of a shared note that was refused.
@@ -210,6 +95,26 @@ pub struct Note {
     /// Edits refused.
     #[serde(default)]
     pub invalid_edits: Vec<RefusedEdit>,
+    /// Passages both partners changed at once (the text shows each version under marker
+    /// lines), until someone edits them.
+    #[serde(default)]
+    pub conflicts: Vec<NoteConflict>,
+}
+
+/// A passage both partners changed at once.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NoteConflict {
+    /// Each author's version of the passage.
+    pub versions: Vec<ConflictVersion>,
+}
+
+/// One author's version of a conflicting passage.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ConflictVersion {
+    /// Who wrote it.
+    pub author_name: Option<String>,
+    /// The passage as they left it.
+    pub text: String,
 }
 
 /// One edit in a note's history.
@@ -229,67 +134,9 @@ pub struct NoteEdit {
     pub archived: Option<bool>,
     /// Why it was refused, if it was.
     pub invalid: Option<String>,
-}
-
-/// A progress update of a goal.
-#[derive(Clone, Debug, Deserialize)]
-pub struct GoalUpdate {
-    /// When (RFC 3339).
-    pub time: String,
-    /// progress, done, dropped.
-    pub what: String,
-    /// Words.
-    pub text: Option<String>,
-}
-
-/// A weekly goal.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Goal {
-    /// Entry id.
-    pub id: String,
-    /// "me" or "partner".
-    pub author: String,
-    /// The goal.
-    pub text: String,
-    /// open, done, dropped.
-    pub status: String,
-    /// Progress in words.
+    /// Made at the same time as the other's edit of the same passage, not yet resolved.
     #[serde(default)]
-    pub updates: Vec<GoalUpdate>,
-}
-
-/// Promise counts of one week.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct PromiseCounts {
-    /// Made.
-    pub made: u64,
-    /// Kept.
-    pub kept: u64,
-    /// Missed.
-    pub missed: u64,
-    /// Renegotiated.
-    pub renegotiated: u64,
-}
-
-/// One week of the summary.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Week {
-    /// ISO week, e.g. 2026-W49.
-    pub week: String,
-    /// Entries per kind.
-    #[serde(default)]
-    pub entries_by_kind: BTreeMap<String, u64>,
-    /// Promises.
-    #[serde(default)]
-    pub promises: PromiseCounts,
-    /// Check-ins.
-    pub checkins: u64,
-    /// Support requests.
-    pub support_requests: u64,
-    /// Support requests answered.
-    pub support_answered: u64,
-    /// Goals done.
-    pub goals_done: u64,
+    pub conflict: bool,
 }
 
 /// A private journal entry.
@@ -337,6 +184,8 @@ pub struct Settings {
     pub journal_backup: bool,
     /// When this device left the space, if it did.
     pub left: bool,
+    /// The latest shared entries, newest first, to choose from for a verifiable record.
+    pub recent: Vec<Entry>,
 }
 
 /// The result of re-checking both logs.

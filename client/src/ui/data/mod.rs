@@ -9,9 +9,12 @@
 
 mod records;
 
+pub use records::needs_me_of;
+
 use super::views::{Pairing, Settings, Space, Stage, Verified};
+use crate::app::{Paired, Reader};
 use crate::cli::Cli;
-use crate::commands::{self, Ctx, Paired};
+use crate::commands::{self, Ctx};
 use crate::daemon;
 use crate::home::Home;
 use crate::output::Output;
@@ -39,6 +42,9 @@ pub struct Data {
     opened: RwLock<Option<Arc<Opened>>>,
     watcher: Mutex<Option<(JoinHandle<()>, Arc<Notify>)>>,
 }
+
+/// How many of the latest entries the settings screen offers for a verifiable record.
+const RECENT: usize = 15;
 
 /// The kinds of entry the composer offers, with their plain names.
 pub const ENTRY_KINDS: &[(&str, &str)] = &[
@@ -134,6 +140,39 @@ impl Data {
         self.open(home).await
     }
 
+    /// Restores a recovery bundle into this (new, empty) home (`candor backup import`), then
+    /// opens it: protected by `device_pass` if one is given.
+    pub async fn restore_bundle(
+        &self,
+        path: &str,
+        bundle_pass: Zeroizing<String>,
+        device_pass: Option<Zeroizing<String>>,
+    ) -> Result<String> {
+        let path = std::path::PathBuf::from(path.trim());
+        if !path.is_absolute() {
+            bail!("give the full path of the bundle file, e.g. /home/you/candor-recovery.bundle");
+        }
+        if let Some(pass) = &device_pass {
+            check_new_passphrase(pass)?;
+        }
+        let home = self.home.clone();
+        let device = device_pass.clone();
+        tokio::task::spawn_blocking(move || {
+            commands::backup::restore(&home, &path, || Ok(bundle_pass), || Ok(device), false)
+        })
+        .await
+        .context("the restore stopped")??;
+        match device_pass {
+            Some(pass) => self.unlock(&pass).await?,
+            None => self.open(crate::secret::unlock(&self.home)?).await?,
+        }
+        Ok(
+            "Restored. Your partner's new entries arrive as soon as the relay is reached; do not \
+            keep using the old device."
+                .into(),
+        )
+    }
+
     /// Unlocks the data with the passphrase typed in the page.
     pub async fn unlock(&self, passphrase: &str) -> Result<()> {
         if self.opened().is_some() {
@@ -156,9 +195,8 @@ impl Data {
             let invite = self.line(&["space", "invite"]).await?;
             return Ok(Pairing::WaitingForPartner { invite });
         }
-        let space: Space = self.json(&["space", "show", "--json"]).await?;
         Ok(Pairing::Paired {
-            partner_name: space.partner_name,
+            partner_name: self.read(|r| r.partner_name()).await?,
         })
     }
 
@@ -196,6 +234,14 @@ impl Data {
         let opened = self.require()?;
         let identity = opened.home.identity()?;
         let config = opened.store.space_config()?;
+        let recent = match &config {
+            Some(c) if c.partner.is_some() => {
+                let mut recent = self.timeline(RECENT).await?;
+                recent.reverse();
+                recent
+            }
+            _ => Vec::new(),
+        };
         let (space, fingerprint) = match &config {
             Some(_) => (
                 Some(self.json::<Space>(&["space", "show", "--json"]).await?),
@@ -211,6 +257,7 @@ impl Data {
             fingerprint,
             journal_backup: opened.store.journal_backup()?,
             left: opened.store.left_at()?.is_some(),
+            recent,
         })
     }
 
@@ -271,6 +318,44 @@ impl Data {
         .await
         .context("the export stopped")??;
         Ok(first_line(&out.stdout))
+    }
+
+    /// Writes a verifiable record of the entries `ids` to `path` (`candor export
+    /// --verifiable`): their words, provably unchanged and countersigned by the partner's
+    /// device. The first try may ask the partner's device to countersign and write nothing yet.
+    pub async fn export_verifiable(&self, ids: &[String], path: &str) -> Result<String> {
+        if ids.is_empty() {
+            bail!("tick at least one entry to put in the record");
+        }
+        let path = path.trim();
+        if !std::path::Path::new(path).is_absolute() {
+            bail!(
+                "give the full path of the file to write, e.g. /home/you/for-our-counsellor.json"
+            );
+        }
+        let select = ids.join(",");
+        let out = self
+            .run(
+                &["export", "--verifiable", "--select", &select, "--out", path],
+                None,
+            )
+            .await?;
+        match out.code {
+            0 => Ok(format!(
+                "Saved the record of {} to {path}. Anyone can check it with candor verify-export.",
+                match ids.len() {
+                    1 => "one entry".to_string(),
+                    n => format!("{n} entries"),
+                }
+            )),
+            3 => Ok(
+                "Your partner's device was asked to countersign these entries. Keep this \
+                     window open until it has synced (a few seconds while both are online), \
+                     then save again."
+                    .into(),
+            ),
+            _ => Err(anyhow!(plain_error(&out.stderr))),
+        }
     }
 
     /// Leaves the space; this device keeps its copy.
@@ -384,6 +469,22 @@ impl Data {
         tokio::task::spawn_blocking(move || runtime.block_on(commands::execute(&ctx, cli.command)))
             .await
             .context("the command stopped")
+    }
+
+    /// Runs `read` over this device's [`Reader`] (the application core's views), off the async
+    /// workers (it waits on the disk).
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Reader<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let opened = self.require()?;
+        tokio::task::spawn_blocking(move || {
+            let paired = Paired::load(&opened.home, &opened.store)?;
+            let reader = Reader::open(&opened.store, &paired, |_, _| {})?;
+            read(&reader)
+        })
+        .await
+        .context("reading stopped")?
     }
 
     async fn act_with(&self, args: &[&str], stdin: Option<String>) -> Result<String> {

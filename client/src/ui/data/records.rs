@@ -2,21 +2,76 @@
 //! shared notes, goals and the weekly summary, and the private journal.
 
 use super::{nonempty, Data, ENTRY_KINDS};
+use crate::timefmt;
 use crate::ui::views::{
-    Agreement, Entry, Goal, JournalEntry, NeedsMe, Note, NoteEdit, NoteSummary, Plan, Promise,
-    Support, Week,
+    Entry, Goal, JournalEntry, LedgerView, NeedsMe, Note, NoteEdit, NoteSummary, Plan, Week,
 };
 use anyhow::{bail, Result};
+
+/// The note's text with conflict `conflict` replaced by its version `version` (the other
+/// conflicts keep their marker lines), or `None` if there is no such conflict. The text shows
+/// each conflict as `candor_shared::notes::conflict::render` writes it.
+pub fn kept(note: &Note, conflict: usize, version: usize) -> Option<String> {
+    use candor_shared::notes::conflict::{BETWEEN, CLOSE, OPEN};
+    let chosen = note.conflicts.get(conflict)?.versions.get(version)?;
+    let mut at = 0;
+    for (i, c) in note.conflicts.iter().enumerate() {
+        let mut block = String::new();
+        for (v, version) in c.versions.iter().enumerate() {
+            block.push_str(if v == 0 { OPEN } else { BETWEEN });
+            block.push_str(version.author_name.as_deref().unwrap_or("another device"));
+            block.push('\n');
+            block.push_str(&version.text);
+            block.push('\n');
+        }
+        block.push_str(CLOSE);
+        let start = at + note.text.get(at..)?.find(&block)?;
+        if i == conflict {
+            let mut text = note.text[..start].to_string();
+            text.push_str(&chosen.text);
+            text.push_str(&note.text[start + block.len()..]);
+            return Some(text);
+        }
+        at = start + block.len();
+    }
+    None
+}
+
+/// What needs this person, from the ledger's lists: the partner's promises marked and not yet
+/// answered, the partner's support requests without a reply, agreements the partner proposed,
+/// and agreements in force due for review.
+pub fn needs_me_of(ledger: LedgerView) -> NeedsMe {
+    NeedsMe {
+        promises_to_answer: ledger
+            .promises
+            .into_iter()
+            .filter(|p| p.promiser == "partner" && p.awaiting_answer)
+            .collect(),
+        support_to_answer: ledger
+            .support
+            .into_iter()
+            .filter(|s| s.requester == "partner" && s.replies.is_empty())
+            .collect(),
+        agreements_to_answer: ledger
+            .agreements
+            .iter()
+            .filter(|a| a.proposer == "partner" && a.state == "proposed")
+            .cloned()
+            .collect(),
+        agreements_to_review: ledger
+            .agreements
+            .into_iter()
+            .filter(|a| a.due_for_review && a.state == "accepted")
+            .collect(),
+    }
+}
 
 impl Data {
     // ---- the timeline -----------------------------------------------------------------------
 
     /// The latest `limit` entries of both partners, newest first.
     pub async fn timeline(&self, limit: usize) -> Result<Vec<Entry>> {
-        let limit = limit.to_string();
-        let mut entries: Vec<Entry> = self
-            .json(&["log", "list", "--json", "--limit", &limit])
-            .await?;
+        let mut entries = self.read(move |r| r.timeline(Some(limit))).await?;
         entries.reverse();
         Ok(entries)
     }
@@ -50,41 +105,18 @@ impl Data {
         self.act(&["ack", "--", id]).await.map(drop)
     }
 
-    /// What needs this person: answers and reviews they owe.
+    /// The promises, agreements and support requests, from one derivation of the ledger.
+    pub async fn ledger(&self) -> Result<LedgerView> {
+        self.read(|r| r.ledger_view(timefmt::now_ms())).await
+    }
+
+    /// What needs this person: answers and reviews they owe. The one call the Today screen
+    /// makes for its "what needs me" section (the seam for the core's `candor today` view).
     pub async fn needs_me(&self) -> Result<NeedsMe> {
-        let promises = self.promises().await?;
-        let agreements = self.agreements().await?;
-        let support: Vec<Support> = self.json(&["support", "list", "--json"]).await?;
-        Ok(NeedsMe {
-            promises_to_answer: promises
-                .into_iter()
-                .filter(|p| p.promiser == "partner" && p.status != "open")
-                .filter(|p| p.confirmation.is_none())
-                .collect(),
-            support_to_answer: support
-                .into_iter()
-                .filter(|s| s.requester == "partner" && s.replies.is_empty())
-                .collect(),
-            agreements_to_answer: agreements
-                .iter()
-                .filter(|a| a.proposer == "partner" && a.state == "proposed")
-                .cloned()
-                .collect(),
-            agreements_to_review: agreements
-                .into_iter()
-                .filter(|a| a.due_for_review && a.state == "accepted")
-                .collect(),
-        })
+        Ok(needs_me_of(self.ledger().await?))
     }
 
     // ---- promises, agreements, support, plans -----------------------------------------------
-
-    /// Every promise, open ones first.
-    pub async fn promises(&self) -> Result<Vec<Promise>> {
-        let mut all: Vec<Promise> = self.json(&["promise", "list", "--all", "--json"]).await?;
-        all.sort_by_key(|p| p.status != "open");
-        Ok(all)
-    }
 
     /// Makes a promise; `due` as typed (a date, or date and time).
     pub async fn promise(&self, text: &str, due: Option<&str>) -> Result<()> {
@@ -131,11 +163,6 @@ impl Data {
         .map(drop)
     }
 
-    /// Every agreement.
-    pub async fn agreements(&self) -> Result<Vec<Agreement>> {
-        self.json(&["agreement", "list", "--json"]).await
-    }
-
     /// Proposes an agreement with a review date.
     pub async fn propose_agreement(&self, text: &str, review: &str) -> Result<()> {
         let Some(review) = nonempty(Some(review)) else {
@@ -180,16 +207,9 @@ impl Data {
             .map(drop)
     }
 
-    /// Plans from `from` to `to` (dates as typed).
-    pub async fn plans(&self, from: &str, to: &str) -> Result<Vec<Plan>> {
-        self.json(&[
-            "plan",
-            "list",
-            &format!("--from={from}"),
-            &format!("--to={to}"),
-            "--json",
-        ])
-        .await
+    /// Plans from `from_ms` to `to_ms`.
+    pub async fn plans(&self, from_ms: u64, to_ms: u64) -> Result<Vec<Plan>> {
+        self.read(move |r| r.plans(from_ms, to_ms)).await
     }
 
     /// Shares a plan; busy-only keeps the words on this device.
@@ -244,6 +264,25 @@ impl Data {
         self.act_with(&args, Some(text)).await
     }
 
+    /// Resolves conflict number `conflict` of the note by keeping version `version` of it:
+    /// saved as an edit from `base`, the version the page showed.
+    pub async fn keep_version(
+        &self,
+        name: &str,
+        base: &str,
+        conflict: usize,
+        version: usize,
+    ) -> Result<String> {
+        let note = self.note(name).await?;
+        if note.heads != base {
+            bail!("the note changed since you opened it; look again and choose once more");
+        }
+        let Some(text) = kept(&note, conflict, version) else {
+            bail!("that passage is no longer in conflict; look again");
+        };
+        self.save_note(name, &text, base).await
+    }
+
     /// Every edit of a note.
     pub async fn note_history(&self, name: &str) -> Result<Vec<NoteEdit>> {
         self.json(&["note", "history", "--json", "--", name]).await
@@ -264,7 +303,7 @@ impl Data {
 
     /// This week's goals of both partners.
     pub async fn goals(&self) -> Result<Vec<Goal>> {
-        self.json(&["goal", "list", "--json"]).await
+        self.read(|r| r.goals_of_this_week(timefmt::now_ms())).await
     }
 
     /// Picks a goal for this week.
@@ -290,8 +329,8 @@ impl Data {
 
     /// The last `weeks` weeks, oldest first.
     pub async fn summary(&self, weeks: u32) -> Result<Vec<Week>> {
-        let weeks = weeks.to_string();
-        self.json(&["summary", "--weeks", &weeks, "--json"]).await
+        self.read(move |r| r.weekly_summary(weeks, timefmt::now_ms()))
+            .await
     }
 
     // ---- the private journal ----------------------------------------------------------------
@@ -346,5 +385,54 @@ impl Data {
     pub async fn journal_backup(&self, on: bool) -> Result<String> {
         self.act(&["journal", "backup", if on { "on" } else { "off" }])
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::views::{ConflictVersion, NoteConflict};
+
+    fn version(author: &str, text: &str) -> ConflictVersion {
+        ConflictVersion {
+            author_name: Some(author.into()),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn keeping_a_version_replaces_only_its_passage() {
+        let note = Note {
+            name: Some("talks".into()),
+            archived: false,
+            text:
+                "Intro\n<<<<<<< Alex\nSaturday.\n======= Sam\nMonday.\n>>>>>>> end of conflict\n\
+                   Middle\n<<<<<<< Alex\nTea.\n======= Sam\nCoffee.\n>>>>>>> end of conflict\nEnd\n"
+                    .into(),
+            heads: "h".into(),
+            waiting_edits: 0,
+            invalid_edits: vec![],
+            conflicts: vec![
+                NoteConflict {
+                    versions: vec![version("Alex", "Saturday."), version("Sam", "Monday.")],
+                },
+                NoteConflict {
+                    versions: vec![version("Alex", "Tea."), version("Sam", "Coffee.")],
+                },
+            ],
+        };
+        let text = kept(&note, 1, 1).unwrap();
+        assert!(text.ends_with("Middle\nCoffee.\nEnd\n"), "{text}");
+        assert!(
+            text.contains("======= Sam\nMonday.\n"),
+            "the other conflict stays"
+        );
+        let text = kept(&note, 0, 0).unwrap();
+        assert!(
+            text.starts_with("Intro\nSaturday.\nMiddle\n<<<<<<< Alex\nTea."),
+            "{text}"
+        );
+        assert_eq!(kept(&note, 2, 0), None);
+        assert_eq!(kept(&note, 0, 2), None);
     }
 }

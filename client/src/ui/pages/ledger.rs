@@ -155,22 +155,29 @@ fn agreement(chrome: &Chrome, partner: &str, a: &Agreement) -> Markup {
     }
 }
 
-/// The eight day boundaries (YYYY-MM-DD, UTC) from today to a week from today.
-pub fn week_days(now_ms: u64) -> Vec<String> {
-    let day_ms = 86_400_000;
-    let today = now_ms - now_ms % day_ms;
+/// The starts of the local days from today to a week from today (eight instants, ms), in
+/// this device's time zone (days are not always 24 hours long).
+pub fn week_days(now_ms: u64) -> Vec<u64> {
+    let zone = crate::timefmt::zone();
+    let today = i64::try_from(now_ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|at| at.to_zoned_datetime(zone.clone()).date())
+        .unwrap_or_default();
     (0..8)
-        .map(|i| crate::timefmt::rfc3339(today + i * day_ms)[..10].to_string())
+        .filter_map(|i| today.checked_add(jiff::Span::new().days(i)).ok())
+        .filter_map(|date| date.to_zoned_datetime(zone.clone()).ok())
+        .filter_map(|start| u64::try_from(start.timestamp().as_millisecond()).ok())
         .collect()
 }
 
 /// The week of plans.
-pub fn plans(chrome: &Chrome, partner: &str, days: &[String], plans: &[Plan]) -> Markup {
+pub fn plans(chrome: &Chrome, partner: &str, days: &[u64], plans: &[Plan]) -> Markup {
     let body = html! {
         section aria-labelledby="plan-title" {
             h2 #plan-title { "Share a plan" }
             (chrome.form("/plans", "stack", html! {
-                label for="plan-when" { "When (UTC)" }
+                label for="plan-when" { "When" }
                 input #plan-when type="datetime-local" name="when" required;
                 label for="plan-text" { "What" }
                 input #plan-text type="text" name="text" required placeholder="Dinner with my sister";
@@ -184,8 +191,8 @@ pub fn plans(chrome: &Chrome, partner: &str, days: &[String], plans: &[Plan]) ->
         section #week-plans data-live aria-labelledby="week-title" {
             h2 #week-title { "The next seven days" }
             @for pair in days.windows(2) {
-                @let day_plans: Vec<&Plan> = plans.iter().filter(|p| p.when.as_str() >= pair[0].as_str() && p.when.as_str() < pair[1].as_str()).collect();
-                h3 { (day(&format!("{}T00:00:00Z", pair[0]))) }
+                @let day_plans: Vec<&Plan> = plans.iter().filter(|p| p.when_ms >= pair[0] && p.when_ms < pair[1]).collect();
+                h3 { (day(&crate::timefmt::rfc3339(pair[0]))) }
                 @if day_plans.is_empty() {
                     p.empty { "Nothing planned." }
                 } @else {

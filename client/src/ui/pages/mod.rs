@@ -156,28 +156,25 @@ pub fn trouble(chrome: &Chrome, message: &str) -> Markup {
     )
 }
 
-/// "Tue 1 Dec, 18:05" from an RFC 3339 time (UTC, as the command line shows it).
-pub fn when(rfc3339: &str) -> String {
-    use time::format_description::well_known::Rfc3339;
-    let Ok(at) = time::OffsetDateTime::parse(rfc3339, &Rfc3339) else {
-        return rfc3339.to_string();
-    };
-    let format = time::macros::format_description!(
-        "[weekday repr:short] [day padding:none] [month repr:short], [hour]:[minute]"
-    );
-    at.format(&format).unwrap_or_else(|_| rfc3339.to_string())
+/// `rfc3339` (any offset) in this device's time zone (`TZ`, else the system's), formatted.
+fn local(rfc3339: &str, format: &str) -> String {
+    match rfc3339.parse::<jiff::Timestamp>() {
+        Ok(at) => at
+            .to_zoned_datetime(crate::timefmt::zone())
+            .strftime(format)
+            .to_string(),
+        Err(_) => rfc3339.to_string(),
+    }
 }
 
-/// "Tue 1 Dec" from an RFC 3339 time.
+/// "Tue 1 Dec, 18:05" from an RFC 3339 time, in local time.
+pub fn when(rfc3339: &str) -> String {
+    local(rfc3339, "%a %-d %b, %H:%M")
+}
+
+/// "Tuesday 1 December" from an RFC 3339 time, in local time.
 pub fn day(rfc3339: &str) -> String {
-    use time::format_description::well_known::Rfc3339;
-    let Ok(at) = time::OffsetDateTime::parse(rfc3339, &Rfc3339) else {
-        return rfc3339.to_string();
-    };
-    let format = time::macros::format_description!(
-        "[weekday repr:long] [day padding:none] [month repr:long]"
-    );
-    at.format(&format).unwrap_or_else(|_| rfc3339.to_string())
+    local(rfc3339, "%A %-d %B")
 }
 
 /// A kind or state as people say it ("checkin" → "Check-in").
@@ -209,9 +206,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_read_as_days_and_hours() {
-        assert_eq!(when("2026-12-01T18:05:00Z"), "Tue 1 Dec, 18:05");
-        assert_eq!(day("2026-12-01T18:05:00Z"), "Tuesday 1 December");
+    fn times_read_as_days_and_hours_in_local_time() {
+        // The tests run with the zone the process reads; an instant given with the local
+        // offset reads back as written, whatever that zone is.
+        let at = crate::timefmt::parse("2026-12-01 18:05").map(crate::timefmt::rfc3339);
+        let at = at.unwrap_or_default();
+        assert_eq!(when(&at), "Tue 1 Dec, 18:05");
+        assert_eq!(day(&at), "Tuesday 1 December");
+        assert_eq!(when("not a time"), "not a time");
         assert_eq!(when("not a time"), "not a time");
     }
 

@@ -32,6 +32,7 @@ pub fn list(chrome: &Chrome, notes: &[NoteSummary]) -> Markup {
                     li.card {
                         a href=(link("/notes/edit", &n.name)) { (n.name) }
                         " · " (n.chars) " characters"
+                        @if n.conflicts > 0 { " · " strong.attention { "both of you changed it at once: choose a version" } }
                     }
                 }
             }
@@ -71,11 +72,15 @@ pub fn edit(chrome: &Chrome, name: &str, note: &Note) -> Markup {
     let title = note.name.clone().unwrap_or_else(|| name.to_string());
     let body = html! {
         @if note.archived { p.flash.ok { "This note is archived." } }
+        @if !note.conflicts.is_empty() { (conflicts(chrome, name, note)) }
         (chrome.form("/notes/edit", "stack", html! {
             input type="hidden" name="name" value=(name);
             input type="hidden" name="base" value=(note.heads);
             label for="note-text" { "Text" }
-            textarea #note-text name="text" rows="16" { (note.text) }
+            @if !note.conflicts.is_empty() {
+                p.hint #note-text-hint { "Where you both changed the same words, the text shows both versions between lines of <<<<<<< and >>>>>>>. Keep one (or write a new one) and delete those lines, or choose a version above." }
+            }
+            textarea #note-text name="text" rows="16" aria-describedby=[(!note.conflicts.is_empty()).then_some("note-text-hint")] { (note.text) }
             button type="submit" { "Save" }
         }))
         @if note.waiting_edits > 0 {
@@ -102,6 +107,37 @@ pub fn edit(chrome: &Chrome, name: &str, note: &Note) -> Markup {
     page(chrome, Screen::Notes, &title, body)
 }
 
+/// The passages both partners changed at once: each version under its author's name, with a
+/// button that keeps it.
+fn conflicts(chrome: &Chrome, name: &str, note: &Note) -> Markup {
+    html! {
+        section #conflicts.conflicts role="alert" aria-labelledby="conflict-title" {
+            h2 #conflict-title {
+                @if note.conflicts.len() == 1 { "You both changed the same passage at once" }
+                @else { "You both changed " (note.conflicts.len()) " passages at once" }
+            }
+            p { "Nothing was lost: each version is below, under the name of who wrote it. Choose the one to keep, or edit the text yourself." }
+            @for (c, conflict) in note.conflicts.iter().enumerate() {
+                div.conflict {
+                    @for (v, version) in conflict.versions.iter().enumerate() {
+                        @let author = version.author_name.as_deref().unwrap_or("another device");
+                        figure.version {
+                            figcaption { (author) " wrote:" }
+                            blockquote { (version.text) }
+                            (chrome.button("/notes/resolve", &format!("Keep the version {author} wrote"), &[
+                                ("name", name),
+                                ("base", &note.heads),
+                                ("conflict", &c.to_string()),
+                                ("version", &v.to_string()),
+                            ]))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A note's history.
 pub fn history(chrome: &Chrome, name: &str, edits: &[NoteEdit]) -> Markup {
     let body = html! {
@@ -113,6 +149,7 @@ pub fn history(chrome: &Chrome, name: &str, edits: &[NoteEdit]) -> Markup {
                     @if let Some(new) = &e.renamed { " named it " q { (new) } }
                     @match e.archived { Some(true) => { " archived it" } Some(false) => { " restored it" } None => {} }
                     @if let Some(reason) = &e.invalid { strong { " (refused: " (reason) ")" } }
+                    @if e.conflict { strong.attention { " (made at the same time as the other's change of that passage: choose a version)" } }
                 }
             }
         }

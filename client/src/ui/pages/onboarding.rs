@@ -24,6 +24,19 @@ pub fn welcome(chrome: &Chrome) -> Markup {
             }
             button type="submit" { "Start" }
         }))
+        details #restore {
+            summary { "I have a recovery bundle from my old device" }
+            p { "Restore everything your old device had: your name, your space and both your records. Then stop using the old device." }
+            (chrome.form("/welcome/restore", "stack", html! {
+                label for="bundle-file" { "The bundle file (full path)" }
+                input #bundle-file type="text" name="path" required placeholder="/home/you/candor-recovery.bundle";
+                label for="bundle-passphrase" { "The bundle's passphrase" }
+                input #bundle-passphrase type="password" name="passphrase" required autocomplete="off";
+                label for="device-passphrase" { "A passphrase for this device (optional)" }
+                input #device-passphrase type="password" name="device_passphrase" autocomplete="new-password";
+                button type="submit" { "Restore" }
+            }))
+        }
     };
     page(chrome, Screen::Setup, "Welcome to Candor", body)
 }

@@ -73,6 +73,28 @@ pub fn page_of(chrome: &Chrome, s: &Settings, verified: Option<&Verified>) -> Ma
                 button type="submit" { "Write recovery bundle" }
             }))
         }
+        @if !s.recent.is_empty() {
+            section aria-labelledby="export-title" {
+                h2 #export-title { "A record for someone else" }
+                p { "Choose entries to show a counsellor or a friend. The file holds their words and proves, with both your signatures, that they were written then and never changed. It holds nothing else of yours." }
+                (chrome.form("/settings/export", "stack", html! {
+                    fieldset {
+                        legend { "Entries to include" }
+                        @for e in &s.recent {
+                            div.check {
+                                input type="checkbox" name="id" value=(e.id) id=(format!("pick-{}", &e.id[..12]));
+                                label for=(format!("pick-{}", &e.id[..12])) {
+                                    (super::when(&e.time)) " · " (e.author_name) ": " (e.text)
+                                }
+                            }
+                        }
+                    }
+                    label for="export-path" { "Save to (full path of a new file)" }
+                    input #export-path type="text" name="path" required placeholder="/home/you/for-our-counsellor.json";
+                    button type="submit" { "Save the record" }
+                }))
+            }
+        }
         @if s.space.is_some() {
             section aria-labelledby="jb-title" {
                 h2 #jb-title { "Journal backup" }
