@@ -13,8 +13,8 @@ use crate::store::{Evidence, Store, StoreError};
 use anyhow::{bail, Context as _, Result};
 use candor_shared::entry::Class;
 use candor_shared::sync::{
-    precheck, precheck_batch, Action, Applied, EvidencePlan, Judgement, LogKeys, Mode, PageOutcome,
-    Prechecked, Refusal, SessionConfig, SyncEvent, SyncSession, DEFAULT_WINDOW,
+    precheck, precheck_batch, Action, Applied, EvidencePlan, Judgement, LogKeys, Mode, Prechecked,
+    SessionConfig, SyncEvent, SyncSession, DEFAULT_WINDOW,
 };
 use candor_shared::wire::{PagedEntry, Response};
 use serde::Serialize;
@@ -246,19 +246,8 @@ fn apply(
         .count() as u64;
     report.pulled += pulled;
     report.pulled_control += applied.stored.len() as u64 - pulled;
-    let outcome = PageOutcome {
-        stored: applied.stored.len() as u64,
-        refused: applied.refused.as_ref().map(|(index, error)| {
-            let refusal = match error {
-                StoreError::Frozen => Refusal::Frozen,
-                StoreError::Refused(e) => Refusal::of(e),
-                _ => Refusal::Other,
-            };
-            (*index, refusal)
-        }),
-    };
     if let Applied::Stop { cursor, judgement } =
-        session.handle_applied(page, outcome, Instant::now())
+        session.handle_applied(page, applied.outcome, Instant::now())
     {
         let error = applied
             .refused

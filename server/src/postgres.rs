@@ -34,7 +34,7 @@
 //! outside the runtime, never from an async task.
 
 use crate::store::{decode_space, encode_space};
-use candor_shared::chain::{Fit, LogHead};
+use candor_shared::chain::{Fit, LogHead, PendingHeads};
 use candor_shared::entry::Entry;
 use candor_shared::relay::{RelayStore, SpaceRecord};
 use candor_shared::wire::PagedEntry;
@@ -526,23 +526,19 @@ impl RelayStore for PgStore {
             let mut client = self.work.get().await?;
             let tx = client.transaction().await?;
             let id = &space.0[..];
-            let mut heads: Vec<(DeviceKey, LogHead)> = Vec::new();
+            let mut heads = PendingHeads::default();
             let (mut authors, mut seqs, mut hashes, mut entries) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (entry, bytes) in batch {
                 let author = entry.header.author;
-                let head = match heads.iter().find(|(a, _)| *a == author) {
-                    Some((_, head)) => *head,
+                let head = match heads.get(&author) {
+                    Some(head) => head,
                     None => Self::head_of(&*tx, space, &author, true).await?,
                 };
                 if head.classify(space, &entry.header) != Ok(Fit::Next) {
                     return Err(PgError::Raced(*space));
                 }
-                let advanced = head.advanced(entry.hash);
-                match heads.iter_mut().find(|(a, _)| *a == author) {
-                    Some((_, slot)) => *slot = advanced,
-                    None => heads.push((author, advanced)),
-                }
+                heads.push(author, head, entry.hash);
                 authors.push(author.0.to_vec());
                 seqs.push(big(entry.header.seq, "seq")?);
                 hashes.push(entry.hash.0.to_vec());
@@ -570,7 +566,7 @@ impl RelayStore for PgStore {
                 &[&id, &cursors, &authors, &seqs, &hashes, &entries],
             )
             .await?;
-            for (author, head) in &heads {
+            for (author, head) in heads.heads() {
                 tx.execute(
                     "INSERT INTO heads (space, author, count, hash) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (space, author) DO UPDATE SET

@@ -37,7 +37,7 @@
 //! already running (or just finished) does not start another, so many concurrent pushes share one
 //! flush and one `fdatasync` ([`SledStore::flush`]). Corrupt records are reported as [`StoreError::Corrupt`], never a panic.
 
-use candor_shared::chain::LogHead;
+use candor_shared::chain::{LogHead, PendingHeads};
 use candor_shared::entry::Entry;
 use candor_shared::relay::{RelayStore, SpaceRecord};
 use candor_shared::wire::PagedEntry;
@@ -421,23 +421,18 @@ impl RelayStore for SledStore {
         tx_result(
             (&self.entries, &self.hashes, &self.heads, &self.usage).transaction(
                 |(entries, hashes, heads, usage)| {
-                    let mut new_heads: Vec<([u8; 48], LogHead)> = Vec::new();
+                    let mut new_heads = PendingHeads::default();
                     for (offset, (entry, bytes)) in batch.iter().enumerate() {
                         let author = entry.header.author;
-                        let key = head_key(space, &author);
-                        let head = match new_heads.iter().find(|(k, _)| *k == key) {
-                            Some((_, head)) => *head,
-                            None => match heads.get(&key[..])? {
-                                Some(old) => decode_head(&old)
-                                    .map_err(ConflictableTransactionError::Abort)?,
-                                None => LogHead::default(),
-                            },
-                        };
-                        let advanced = head.advanced(entry.hash);
-                        match new_heads.iter_mut().find(|(k, _)| *k == key) {
-                            Some((_, slot)) => *slot = advanced,
-                            None => new_heads.push((key, advanced)),
-                        }
+                        let head = new_heads.head(&author, || {
+                            match heads.get(&head_key(space, &author)[..])? {
+                                Some(old) => {
+                                    decode_head(&old).map_err(ConflictableTransactionError::Abort)
+                                }
+                                None => Ok(LogHead::default()),
+                            }
+                        })?;
+                        new_heads.push(author, head, entry.hash);
                         entries.insert(
                             &entry_key(space, first + offset as u64)[..],
                             bytes.as_slice(),
@@ -447,10 +442,10 @@ impl RelayStore for SledStore {
                             &entry.hash.0[..],
                         )?;
                     }
-                    for (key, head) in &new_heads {
+                    for (author, head) in new_heads.heads() {
                         let encoded =
-                            encode_head(head).map_err(ConflictableTransactionError::Abort)?;
-                        heads.insert(&key[..], encoded)?;
+                            encode_head(&head).map_err(ConflictableTransactionError::Abort)?;
+                        heads.insert(&head_key(space, &author)[..], encoded)?;
                     }
                     let used = match usage.get(&space_key(space)[..])? {
                         Some(old) => {

@@ -25,7 +25,7 @@
 //! two need the time, which the driver sets on the session with [`Session::set_now`] before each
 //! request.
 
-use crate::chain::{Fit, LogHead};
+use crate::chain::{Fit, LogHead, PendingHeads};
 use crate::entry::Entry;
 use crate::invite::token_matches;
 use crate::keys::{verify_signature, AUTH_SIGNATURE_PREFIX};
@@ -708,7 +708,7 @@ impl<S: RelayStore> Relay<S> {
         // Classify every entry against the heads as they will be once the earlier entries of
         // this push are stored, then store all that fit in one write.
         let mut pending: Vec<(Entry, Vec<u8>)> = Vec::new();
-        let mut pending_heads: HashMap<DeviceKey, LogHead> = HashMap::new();
+        let mut pending_heads = PendingHeads::default();
         for (bytes, entry) in parsed {
             let outcome = match entry {
                 Err(reason) => PushOutcome::Rejected { reason },
@@ -722,10 +722,8 @@ impl<S: RelayStore> Relay<S> {
                             ),
                         }
                     } else {
-                        let head = match pending_heads.get(&author) {
-                            Some(head) => *head,
-                            None => self.store.head(&space, &author)?,
-                        };
+                        let head =
+                            pending_heads.head(&author, || self.store.head(&space, &author))?;
                         match head.classify(&space, &entry.header) {
                             Ok(Fit::Next) => {
                                 if quota > 0 && used.saturating_add(bytes.len() as u64) > quota {
@@ -733,19 +731,16 @@ impl<S: RelayStore> Relay<S> {
                                     break;
                                 }
                                 used = used.saturating_add(bytes.len() as u64);
-                                pending_heads.insert(author, head.advanced(entry.hash));
+                                pending_heads.push(author, head, entry.hash);
                                 pending.push((entry, bytes));
                                 // The cursor is filled in once the batch is stored.
                                 PushOutcome::Stored { cursor: 0 }
                             }
                             Ok(Fit::AlreadyHeld) => {
-                                let held = match pending.iter().find(|(e, _)| {
-                                    e.header.author == author && e.header.seq == entry.header.seq
-                                }) {
-                                    Some((e, _)) => Some(e.hash),
-                                    None => {
-                                        self.store.hash_at(&space, &author, entry.header.seq)?
-                                    }
+                                let seq = entry.header.seq;
+                                let held = match pending_heads.hash_at(&author, seq) {
+                                    Some(hash) => Some(hash),
+                                    None => self.store.hash_at(&space, &author, seq)?,
                                 };
                                 if held == Some(entry.hash) {
                                     PushOutcome::Duplicate

@@ -3,8 +3,8 @@
 //! Trees (one [`Tree`] each), and the module that keeps each:
 //!
 //! * `log`: `author (32) | seq (8, BE)` → entry in wire form. Own entries are written by
-//!   [`Store::append_own`]; the partner's only by [`Store::apply_incoming`], after
-//!   [`verify_incoming`] accepted them. Nothing is ever overwritten or deleted.
+//!   [`Store::append_own`]; the partner's only by [`Store::apply_incoming_page`], after
+//!   [`judge_page`] accepted them. Nothing is ever overwritten or deleted.
 //! * `ids`: entry hash → `author | seq`, to find entries by id.
 //! * `meta`: the space configuration, the pull cursor, whether this device left the space,
 //!   whether journal backup is on.
@@ -25,8 +25,8 @@
 //! Modules: [`sealed`] (values sealed at rest), [`local`] (the small sealed values: space,
 //! cursor, journal, evidence, …), [`notes_cache`], [`merkle`] (log roots), [`bundle`] (dump and
 //! restore), [`read_model`]; this file holds the logs: opening, heads, appending own entries and
-//! judging incoming ones, each stored by `insert_entries` in one transaction with its
-//! read-model rows.
+//! storing the incoming ones [`judge_page`] accepts, each stored by `insert_entries` in one
+//! transaction with its read-model rows.
 //!
 //! **Encryption at rest.** Every value of the sealed trees ([`Tree::sealed`]) goes through one helper,
 //! [`SealedTree`], which seals it under the device's storage key with XChaCha20-Poly1305, a
@@ -42,9 +42,11 @@ use candor_shared::at_rest::{AtRestError, StorageKey};
 use candor_shared::chain::LogHead;
 use candor_shared::entry::{Class, Draft, Entry, EntryError, EntryKey, PartnerSeen};
 use candor_shared::keys::{DeviceSecrets, SpaceKey};
+use candor_shared::merkle::Frontier;
 use candor_shared::payload::{Checkpoint, Payload};
 use candor_shared::sync::{
-    verify_incoming, verify_prechecked, Incoming, IncomingError, LocalLog, LogKeys, Prechecked,
+    judge_page, precheck, HeldLogs, IncomingError, LocalLog, LogKeys, PageOutcome, PageRefusal,
+    Prechecked,
 };
 use candor_shared::{DeviceKey, EntryHash, SpaceId};
 use std::path::Path;
@@ -63,8 +65,6 @@ pub use bundle::TreeDump;
 pub use local::{Evidence, SpaceConfig, StoredJournal};
 pub use read_model::{TimelineRow, READ_MODEL_VERSION};
 pub use sealed::{os_nonce, SealedTree};
-
-use merkle::check_checkpoint;
 
 /// Errors of the local store.
 #[derive(Debug, thiserror::Error)]
@@ -317,28 +317,9 @@ impl Store {
     }
 
     /// Whether this device was restored from a bundle and has not written since (see
-    /// [`Store::apply_incoming`]: own entries the old device wrote later are then adopted).
+    /// [`judge_page`]: own entries the old device wrote later are then adopted).
     pub fn adopting_own(&self) -> Result<bool, StoreError> {
         self.meta.contains_key(META_ADOPT_OWN)
-    }
-
-    /// After a restore: accepts an entry of this device's own log that the old device wrote
-    /// after the bundle was made, if it is signed by this device's key and extends the log.
-    fn adopt_own(&self, keys: &LogKeys<'_>, bytes: &[u8]) -> Result<Incoming, StoreError> {
-        let entry = Entry::from_bytes(bytes).map_err(IncomingError::Damaged)?;
-        let seq = entry.header.seq;
-        if entry.header.author != keys.me {
-            return Err(IncomingError::UnknownOwnEntry { seq }.into());
-        }
-        match self.head(&keys.me)?.classify(&keys.space, &entry.header) {
-            Ok(candor_shared::chain::Fit::Next) => Ok(Incoming::New {
-                payload: entry
-                    .open_readable(keys.key)
-                    .map_err(IncomingError::Undecryptable)?,
-                entry: Box::new(entry),
-            }),
-            _ => Err(IncomingError::UnknownOwnEntry { seq }.into()),
-        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -624,55 +605,18 @@ impl Store {
         Ok(written)
     }
 
-    /// Verifies an entry pulled from the relay and stores it if it is new. Not flushed: the
-    /// caller flushes once per page, before persisting the cursor.
+    /// Verifies an entry pulled from the relay and stores it if it is new (a page of one, see
+    /// [`Store::apply_incoming_page`]). Not flushed: the caller flushes once per page, before
+    /// persisting the cursor.
     pub fn apply_incoming(
         &self,
         keys: &LogKeys<'_>,
         bytes: &[u8],
     ) -> Result<Option<Entry>, StoreError> {
-        let _guard = self.lock();
-        if let Some((author, _)) = candor_shared::entry::peek_author_seq(bytes) {
-            if self.is_frozen(&author)? {
-                return Err(StoreError::Frozen);
-            }
-        }
-        let mut lookup_error = None;
-        let verdict = verify_incoming(
-            keys,
-            bytes,
-            |author| {
-                self.head(author).unwrap_or_else(|e| {
-                    lookup_error = Some(e);
-                    LogHead::default()
-                })
-            },
-            |author, seq| self.hash_at(author, seq).ok().flatten(),
-        );
-        if let Some(e) = lookup_error {
-            return Err(e);
-        }
-        let verdict = match verdict {
-            Err(IncomingError::UnknownOwnEntry { .. })
-                if self.meta.contains_key(META_ADOPT_OWN)? =>
-            {
-                self.adopt_own(keys, bytes)?
-            }
-            other => other?,
-        };
-        match verdict {
-            Incoming::AlreadyHeld => Ok(None),
-            Incoming::New { entry, payload } => {
-                if let Some(payload) = &payload {
-                    let (author, seq) = (entry.header.author, entry.header.seq);
-                    check_checkpoint(&author, seq, payload, || self.log_root(&author, seq))??;
-                }
-                self.insert_entries(&keys.me, std::slice::from_ref(&entry), &[payload])?;
-                if let Some(hook) = &*self.on_applied.lock().unwrap_or_else(|p| p.into_inner()) {
-                    hook();
-                }
-                Ok(Some(*entry))
-            }
+        let applied = self.apply_incoming_page(keys, vec![precheck(keys, bytes)])?;
+        match applied.refused {
+            Some((_, error)) => Err(error),
+            None => Ok(applied.stored.into_iter().next()),
         }
     }
 }
@@ -693,141 +637,63 @@ pub struct PageApplied {
     /// The first entry refused: its index in the page and why. Entries after it were not
     /// judged (nor stored); entries before it were.
     pub refused: Option<(usize, StoreError)>,
+    /// What to tell the sync session.
+    pub outcome: PageOutcome,
 }
 
 impl Store {
-    /// Judges a page of pulled entries in order, whose log-independent checks (signature,
-    /// ciphertext hash, decryption) already ran, possibly in parallel
-    /// ([`candor_shared::sync::precheck_batch`]); stores the accepted ones, up to the first
-    /// refusal, in one transaction. Like [`Store::apply_incoming`], not flushed.
+    /// Stores what [`judge_page`] accepts of a page of pulled entries, whose log-independent
+    /// checks (signature, ciphertext hash, decryption) already ran, possibly in parallel
+    /// ([`candor_shared::sync::precheck_batch`]): the entries up to the first refusal, in one
+    /// transaction. Not flushed: the caller flushes once per page, before persisting the cursor.
     pub fn apply_incoming_page(
         &self,
         keys: &LogKeys<'_>,
         page: Vec<Prechecked>,
     ) -> Result<PageApplied, StoreError> {
         let _guard = self.lock();
-        let adopting = self.adopting_own()?;
-        // Heads and hashes as they will be once the accepted entries are stored.
-        let mut heads: Vec<(DeviceKey, LogHead)> = Vec::new();
-        let mut pending: Vec<Entry> = Vec::new();
-        let mut pending_payloads: Vec<Option<Payload>> = Vec::new();
-        let mut refused = None;
-        let mut frozen: Vec<(DeviceKey, bool)> = Vec::new();
-        for (index, prechecked) in page.into_iter().enumerate() {
-            if let Some((author, _)) = prechecked.author_seq() {
-                let is_frozen = match frozen.iter().find(|(a, _)| *a == author) {
-                    Some((_, known)) => *known,
-                    None => {
-                        let known = self.is_frozen(&author)?;
-                        frozen.push((author, known));
-                        known
-                    }
-                };
-                if is_frozen {
-                    refused = Some((index, StoreError::Frozen));
-                    break;
-                }
-            }
-            // After a restore, own entries the old device wrote later are adopted (see
-            // `Store::adopt_own`).
-            let adoptable = adopting
-                .then(|| {
-                    prechecked
-                        .entry()
-                        .filter(|e| e.header.author == keys.me)
-                        .cloned()
-                })
-                .flatten();
-            let mut lookup_error = None;
-            let verdict = verify_prechecked(
-                keys,
-                prechecked,
-                |author| match heads.iter().find(|(a, _)| a == author) {
-                    Some((_, head)) => *head,
-                    None => self.head(author).unwrap_or_else(|e| {
-                        lookup_error = Some(e);
-                        LogHead::default()
-                    }),
-                },
-                |author, seq| {
-                    pending
-                        .iter()
-                        .find(|e| e.header.author == *author && e.header.seq == seq)
-                        .map(|e| e.hash)
-                        .or_else(|| self.hash_at(author, seq).ok().flatten())
-                },
-            );
-            if let Some(e) = lookup_error {
-                return Err(e);
-            }
-            let verdict = match (verdict, adoptable) {
-                (Err(IncomingError::UnknownOwnEntry { seq }), Some(entry)) => {
-                    let head = match heads.iter().find(|(a, _)| *a == keys.me) {
-                        Some((_, head)) => *head,
-                        None => self.head(&keys.me)?,
-                    };
-                    match head.classify(&keys.space, &entry.header) {
-                        Ok(candor_shared::chain::Fit::Next) => entry
-                            .open_readable(keys.key)
-                            .map(|payload| Incoming::New {
-                                payload,
-                                entry: Box::new(entry),
-                            })
-                            .map_err(IncomingError::Undecryptable),
-                        _ => Err(IncomingError::UnknownOwnEntry { seq }),
-                    }
-                }
-                (verdict, _) => verdict,
-            };
-            // A checkpoint must commit to the log this device verified before it.
-            let verdict = match verdict {
-                Ok(Incoming::New { entry, payload }) => {
-                    let (author, seq) = (entry.header.author, entry.header.seq);
-                    let checked = match &payload {
-                        Some(payload) => check_checkpoint(&author, seq, payload, || {
-                            self.root_with_pending(&author, seq, &pending)
-                        })?,
-                        None => Ok(()),
-                    };
-                    checked.map(|()| Incoming::New { entry, payload })
-                }
-                other => other,
-            };
-            match verdict {
-                Ok(Incoming::AlreadyHeld) => {}
-                Ok(Incoming::New { entry, payload }) => {
-                    let author = entry.header.author;
-                    let base = match heads.iter().position(|(a, _)| *a == author) {
-                        Some(at) => at,
-                        None => {
-                            heads.push((author, self.head(&author)?));
-                            heads.len() - 1
-                        }
-                    };
-                    if let Some((_, head)) = heads.get_mut(base) {
-                        *head = head.advanced(entry.hash);
-                    }
-                    pending.push(*entry);
-                    pending_payloads.push(payload);
-                }
-                Err(e) => {
-                    refused = Some((index, StoreError::Refused(e)));
-                    break;
-                }
-            }
-        }
-        if !pending.is_empty() {
-            self.insert_entries(&keys.me, &pending, &pending_payloads)?;
+        let verdict = judge_page(self, keys, self.adopting_own()?, page)?;
+        if !verdict.accepted.is_empty() {
+            self.insert_entries(&keys.me, &verdict.accepted, &verdict.payloads)?;
             if let Some(hook) = &*self.on_applied.lock().unwrap_or_else(|p| p.into_inner()) {
-                for _ in &pending {
+                for _ in &verdict.accepted {
                     hook();
                 }
             }
         }
+        let outcome = verdict.outcome();
         Ok(PageApplied {
-            stored: pending,
-            refused,
+            stored: verdict.accepted,
+            refused: verdict.refused.map(|(index, why)| {
+                let error = match why {
+                    PageRefusal::Frozen => StoreError::Frozen,
+                    PageRefusal::Incoming(e) => StoreError::Refused(e),
+                };
+                (index, error)
+            }),
+            outcome,
         })
+    }
+}
+
+/// The store's logs as the page judgement reads them.
+impl HeldLogs for Store {
+    type Error = StoreError;
+
+    fn head(&self, author: &DeviceKey) -> Result<LogHead, StoreError> {
+        Store::head(self, author)
+    }
+
+    fn hash_at(&self, author: &DeviceKey, seq: u64) -> Result<Option<EntryHash>, StoreError> {
+        Store::hash_at(self, author, seq)
+    }
+
+    fn is_frozen(&self, author: &DeviceKey) -> Result<bool, StoreError> {
+        Store::is_frozen(self, author)
+    }
+
+    fn frontier(&self, author: &DeviceKey, count: u64) -> Result<Frontier, StoreError> {
+        self.log_frontier(author, count)
     }
 }
 

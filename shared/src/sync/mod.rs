@@ -7,21 +7,27 @@
 //!   applied in log and cursor order; every request is idempotent at the relay, so an answer that
 //!   never comes is recovered by re-sending (a timer, [`SyncMachine::handle_timeout`]).
 //! * [`SyncSession`] (`session.rs`) — one connected session of a device: the machine, plus partner
-//!   discovery (checking the joiner's membership proof), the verdict on each applied page
+//!   discovery (checking the joiner's membership proof), what follows a refused page entry
 //!   ([`judge`]: restart the pull, or keep evidence and freeze), and when to checkpoint and audit
 //!   (at the end of a round, or in watch mode once the space is quiet). A driver feeds it answers,
 //!   notifications, local writes and timer expiries, and performs the [`Action`]s it polls.
+//!
+//! Which entries of a page a device accepts (frozen logs, chain, adopt-own, checkpoint roots) is
+//! [`judge_page`] (`page.rs`), over the device's logs as a [`HeldLogs`]; the driver stores what
+//! it accepted.
 //!
 //! The simulation (`sim.rs`, tests only) drives exactly the [`SyncSession`] API on a simulated clock
 //! over a network that drops, duplicates, delays and reorders messages.
 
 mod judge;
 mod machine;
+mod page;
 mod session;
 mod verify;
 
 pub use judge::{checkpoint_due, judge_refusal, EvidencePlan, Judgement, PartnerEntry, Refusal};
 pub use machine::{SyncMachine, DEFAULT_WINDOW, RETRY_AFTER};
+pub use page::{judge_page, HeldLogs, PageRefusal, PageVerdict};
 pub use session::{
     Action, Applied, Mode, PageOutcome, SessionConfig, SessionError, SyncSession, CHECK_AT_LEAST,
     CHECK_QUIET,

@@ -7,6 +7,7 @@ use crate::chain::LogHead;
 use crate::entry::{Class, Draft, Entry, PartnerSeen};
 use crate::invite::{member_proof, InviteSecret};
 use crate::keys::{DeviceSecrets, SpaceKey, AUTH_SIGNATURE_PREFIX};
+use crate::merkle::Frontier;
 use crate::payload::{kind, Checkpoint, Payload, TextContent};
 use crate::relay::memory::MemoryStore;
 use crate::relay::{Relay, RelayStore, Session};
@@ -143,47 +144,50 @@ impl Device {
         }
     }
 
-    /// Verifies and stores pulled entries in order as a real device must, up to the first
-    /// refusal.
+    /// Verifies and stores pulled entries as the client's store does: the page's prechecks,
+    /// then [`judge_page`], storing what it accepted.
     fn apply(&mut self, key: &SpaceKey, page: &[crate::wire::PagedEntry]) -> PageOutcome {
-        let mut stored = 0;
-        for (index, paged) in page.iter().enumerate() {
-            let keys = LogKeys {
-                space: SPACE,
-                key,
-                me: self.secrets.device_key(),
-                partner: self.partner_key,
-            };
-            let verdict = verify_incoming(
-                &keys,
-                &paged.entry,
-                |author| {
-                    let log = self.log_of(author);
-                    LogHead {
-                        count: log.len() as u64,
-                        hash: log.last().map_or(EntryHash::ZERO, |e| e.hash),
-                    }
-                },
-                |author, seq| self.log_of(author).get(seq as usize).map(|e| e.hash),
-            );
-            match verdict {
-                Ok(Incoming::New { entry, .. }) => {
-                    self.partner.push(*entry);
-                    stored += 1;
-                }
-                Ok(Incoming::AlreadyHeld) => {}
-                Err(e) => {
-                    return PageOutcome {
-                        stored,
-                        refused: Some((index, Refusal::of(&e))),
-                    }
-                }
-            }
+        let keys = LogKeys {
+            space: SPACE,
+            key,
+            me: self.secrets.device_key(),
+            partner: self.partner_key,
+        };
+        let bytes: Vec<&[u8]> = page.iter().map(|p| p.entry.as_slice()).collect();
+        let verdict = judge_page(&*self, &keys, false, precheck_batch(&keys, &bytes)).unwrap();
+        let me = self.secrets.device_key();
+        for entry in &verdict.accepted {
+            assert_ne!(entry.header.author, me, "no adoption without a restore");
         }
-        PageOutcome {
-            stored,
-            refused: None,
+        let outcome = verdict.outcome();
+        self.partner.extend(verdict.accepted);
+        outcome
+    }
+}
+
+/// A simulated device's logs as the page judgement reads them (no log is ever frozen: the
+/// relay is honest).
+impl HeldLogs for Device {
+    type Error = Infallible;
+    fn head(&self, author: &DeviceKey) -> Result<LogHead, Infallible> {
+        let log = self.log_of(author);
+        Ok(LogHead {
+            count: log.len() as u64,
+            hash: log.last().map_or(EntryHash::ZERO, |e| e.hash),
+        })
+    }
+    fn hash_at(&self, author: &DeviceKey, seq: u64) -> Result<Option<EntryHash>, Infallible> {
+        Ok(self.log_of(author).get(seq as usize).map(|e| e.hash))
+    }
+    fn is_frozen(&self, _: &DeviceKey) -> Result<bool, Infallible> {
+        Ok(false)
+    }
+    fn frontier(&self, author: &DeviceKey, count: u64) -> Result<Frontier, Infallible> {
+        let mut frontier = Frontier::default();
+        for entry in self.log_of(author).iter().take(count as usize) {
+            frontier.push(&entry.hash);
         }
+        Ok(frontier)
     }
 }
 
