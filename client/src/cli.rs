@@ -97,6 +97,20 @@ pub enum Command {
     /// Create, join or inspect the couple's shared space.
     #[command(subcommand)]
     Space(SpaceCommand),
+    /// What needs you now: answers your partner waits for, reviews due, late check-ins, this
+    /// week's goals, and what your partner wrote since you last looked.
+    ///
+    /// Lists promises your partner marked kept, missed or renegotiated that you have not
+    /// confirmed or disputed, support requests you have not answered, agreements proposed to
+    /// you or due for review, check-ins whose expected arrival passed, your (and your shared)
+    /// goals of this week, and your partner's entries since you last ran `candor today`
+    /// (which marks them seen, on this device only).
+    #[command(after_help = "Examples:\n  candor today\n  candor today --json")]
+    Today {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write and read the transparency log.
     #[command(subcommand)]
     Log(LogCommand),
@@ -360,8 +374,11 @@ pub enum PromiseCommand {
         note: String,
     },
     /// List promises with status, due date, confirmation and history.
+    ///
+    /// By default: open promises, and closed ones whose kept or missed status still waits for
+    /// the partner's confirmation.
     List {
-        /// Only open promises (the default).
+        /// Only open promises.
         #[arg(long, conflicts_with = "all")]
         open: bool,
         /// All promises.
@@ -687,6 +704,9 @@ pub enum GoalCommand {
         /// The ISO week, e.g. 2026-W48.
         #[arg(long, value_name = "YYYY-Www")]
         week: Option<String>,
+        /// A shared goal: both partners write its progress and mark it done or dropped.
+        #[arg(long)]
+        together: bool,
     },
     /// Write how a goal is going, in words.
     Progress {

@@ -239,13 +239,20 @@ fn apply(
     let bytes: Vec<&[u8]> = page.iter().map(|p| p.entry.as_slice()).collect();
     let applied = store.apply_incoming_page(&keys, precheck_parallel(&keys, &bytes))?;
     crate::evidence::flag_future_dated(store, &applied.stored, crate::timefmt::now_ms())?;
+    // Count what the person will see: the partner's shared entries, not their introductions,
+    // checkpoints or private (journal backup) entries, which no view shows.
     let pulled = applied
         .stored
         .iter()
-        .filter(|e| e.header.class != Class::Control)
+        .filter(|e| e.header.class == Class::Shared)
         .count() as u64;
     report.pulled += pulled;
-    report.pulled_control += applied.stored.len() as u64 - pulled;
+    report.pulled_control += applied
+        .stored
+        .iter()
+        .filter(|e| e.header.class == Class::Control)
+        .count() as u64;
+    report.notices.extend(departures(&applied.stored, paired));
     if let Applied::Stop { cursor, judgement } =
         session.handle_applied(page, applied.outcome, Instant::now())
     {
@@ -274,6 +281,35 @@ fn apply(
         report.pulled = 0;
     }
     Ok(())
+}
+
+/// A notice for each partner's leaving of the space among `stored` (control entries holding a
+/// `Left` record): the next sync says so.
+fn departures(stored: &[candor_shared::entry::Entry], paired: &Paired) -> Vec<String> {
+    let me = paired.identity.secrets.device_key();
+    stored
+        .iter()
+        .filter(|e| e.header.class == Class::Control && e.header.author != me)
+        .filter_map(|e| {
+            let payload = e.open_readable(&paired.key).ok().flatten()?;
+            match candor_shared::ledger::Record::from_payload(&payload) {
+                Ok(Some(candor_shared::ledger::Record::Left(_))) => {
+                    Some(left_notice(e.header.time_ms))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// What a person reads when their partner left the space (at the sync that brings it; `space
+/// show` and `candor today` say it too, with their words).
+pub fn left_notice(time_ms: u64) -> String {
+    format!(
+        "notice: your partner left the space on {}; nothing new will come from them, and \
+         everything up to then stays on this device (`candor space show`)",
+        crate::timefmt::short(time_ms)
+    )
 }
 
 /// Persists and counts what the push/pull machine reports; `acknowledged` is how many own

@@ -191,6 +191,11 @@ pub fn eta_json(stored: &str) -> Option<String> {
     Some(with_offset(&zoned(ms), false))
 }
 
+/// An ETA as stored, as ms since the epoch; `None` for a legacy bare `HH:MM` (no date).
+pub fn eta_ms(stored: &str) -> Option<u64> {
+    stored.parse::<Timestamp>().ok().and_then(ms_of)
+}
+
 /// An ETA as stored, as a local time of day `HH:MM` (a legacy bare `HH:MM` as it is).
 pub fn eta_time_of_day(stored: &str) -> String {
     match stored.parse::<Timestamp>().ok().and_then(ms_of) {

@@ -4,7 +4,8 @@
 //! Goals are records in their author's log (kind codes in [`crate::notes::code`]); like the
 //! ledger, their state is derived afresh from both logs by [`derive`], processing each author's
 //! records in that author's order. Only a goal's author may add progress to it, mark it done or
-//! drop it; a record that breaks that rule is kept and shown as invalid, never applied.
+//! drop it, unless it is a shared goal (added "together"), which either partner moves; a record
+//! that breaks that rule is kept and shown as invalid, never applied.
 
 use crate::ledger::IsoWeek;
 use crate::notes::code;
@@ -23,6 +24,11 @@ pub struct GoalAdded {
     pub text: String,
     /// The ISO week it is for.
     pub week: IsoWeek,
+    /// A shared goal: both partners update it. Carried by the kind code
+    /// ([`code::GOAL_TOGETHER`] rather than [`code::GOAL`]), not in the content, so goals
+    /// written before shared goals existed read as they were.
+    #[serde(skip)]
+    pub together: bool,
 }
 
 /// Progress on, completion of, or dropping a goal.
@@ -59,6 +65,7 @@ impl GoalRecord {
     /// The payload carrying this record.
     pub fn to_payload(&self) -> Payload {
         match self {
+            Self::Added(r) if r.together => enc(code::GOAL_TOGETHER, r),
             Self::Added(r) => enc(code::GOAL, r),
             Self::Progress(r) => enc(code::GOAL_PROGRESS, r),
             Self::Done(r) => enc(code::GOAL_DONE, r),
@@ -71,6 +78,10 @@ impl GoalRecord {
         let c = &payload.content;
         Ok(Some(match payload.kind {
             code::GOAL => Self::Added(decode_exact(c)?),
+            code::GOAL_TOGETHER => Self::Added(GoalAdded {
+                together: true,
+                ..decode_exact(c)?
+            }),
             code::GOAL_PROGRESS => Self::Progress(decode_exact(c)?),
             code::GOAL_DONE => Self::Done(decode_exact(c)?),
             code::GOAL_DROPPED => Self::Dropped(decode_exact(c)?),
@@ -85,6 +96,7 @@ impl GoalRecord {
             None => base.to_string(),
         };
         match self {
+            Self::Added(r) if r.together => format!("shared goal for {}: {}", r.week, r.text),
             Self::Added(r) => format!("goal for {}: {}", r.week, r.text),
             Self::Progress(r) => with("progress", &r.text),
             Self::Done(r) => with("done", &r.text),
@@ -142,8 +154,10 @@ pub struct GoalHistoryItem {
 pub struct Goal {
     /// The `GoalAdded` entry's id.
     pub id: EntryHash,
-    /// Whose goal.
+    /// Who added it.
     pub author: DeviceKey,
+    /// A shared goal, which both partners update (else only its author does).
+    pub together: bool,
     /// The week it is for.
     pub week: IsoWeek,
     /// The goal.
@@ -194,6 +208,17 @@ impl Goals {
     }
 }
 
+/// Whether `author` may update `goal` (progress, done, dropped); `Some(reason)` if not. A goal
+/// is its author's to move, unless it was added as a shared goal (`goal add --together`),
+/// which either partner moves.
+pub fn update_refused(goal: &Goal, author: &DeviceKey) -> Option<&'static str> {
+    if goal.together || goal.author == *author {
+        None
+    } else {
+        Some("only the partner whose goal it is updates it")
+    }
+}
+
 /// Derives every goal from the goal records of both logs; the result does not depend on the
 /// order of `entries`, and a record delivered twice counts once.
 pub fn derive(entries: &[GoalEntry]) -> Goals {
@@ -209,6 +234,7 @@ pub fn derive(entries: &[GoalEntry]) -> Goals {
                 Goal {
                     id: e.id,
                     author: e.author,
+                    together: added.together,
                     week: added.week,
                     text: added.text.clone(),
                     added_ms: e.time_ms,
@@ -237,8 +263,8 @@ pub fn derive(entries: &[GoalEntry]) -> Goals {
             refuse("refers to a goal that does not exist");
             continue;
         };
-        let problem = if e.author != goal.author {
-            refuse("only the partner whose goal it is updates it")
+        let problem = if let Some(reason) = update_refused(goal, &e.author) {
+            refuse(reason)
         } else if goal.status != GoalStatus::Open {
             refuse("the goal was already closed")
         } else if what == "progress" && update.text.as_deref().is_none_or(|t| t.trim().is_empty()) {
@@ -302,6 +328,7 @@ mod tests {
             GoalRecord::Added(GoalAdded {
                 text: "Walk together twice".into(),
                 week,
+                together: false,
             }),
         );
         let entries = vec![
@@ -329,5 +356,52 @@ mod tests {
         assert_eq!(goals.of(&DeviceKey([1; 32]), week).count(), 1);
         let round = GoalRecord::from_payload(&entries[1].record.to_payload()).unwrap();
         assert_eq!(round, Some(entries[1].record.clone()));
+    }
+
+    #[test]
+    fn a_shared_goal_is_moved_by_both_and_reads_back_as_shared() {
+        let week = IsoWeek {
+            year: 2026,
+            week: 49,
+        };
+        let add = entry(
+            1,
+            0,
+            GoalRecord::Added(GoalAdded {
+                text: "Walk together twice".into(),
+                week,
+                together: true,
+            }),
+        );
+        let payload = add.record.to_payload();
+        assert_eq!(payload.kind, code::GOAL_TOGETHER);
+        assert_eq!(
+            GoalRecord::from_payload(&payload).unwrap(),
+            Some(add.record.clone())
+        );
+        // The content is the same bytes a goal of one partner has: old readers' layout.
+        let alone = GoalRecord::Added(GoalAdded {
+            together: false,
+            text: "Walk together twice".into(),
+            week,
+        });
+        assert_eq!(alone.to_payload().content, payload.content);
+        let entries = vec![
+            add.clone(),
+            entry(2, 0, GoalRecord::Progress(update(&add, Some("first walk")))),
+            entry(
+                1,
+                1,
+                GoalRecord::Progress(update(&add, Some("second walk"))),
+            ),
+            entry(2, 1, GoalRecord::Done(update(&add, None))),
+        ];
+        let goals = derive(&entries);
+        assert!(goals.invalid.is_empty(), "{:?}", goals.invalid);
+        let goal = &goals.goals[0];
+        assert!(goal.together);
+        assert_eq!(goal.status, GoalStatus::Done);
+        let authors: Vec<u8> = goal.updates.iter().map(|u| u.author.0[0]).collect();
+        assert_eq!(authors, vec![2, 1, 2], "each update keeps who wrote it");
     }
 }

@@ -126,6 +126,7 @@ fn a_entry(i: usize, now_ms: u64, ids: &[EntryHash]) -> Payload {
         14 => GoalRecord::Added(GoalAdded {
             text: format!("goal {i}: a walk together"),
             week: iso_week(now_ms),
+            together: false,
         })
         .to_payload(),
         15 => match earlier(1) {

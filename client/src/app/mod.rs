@@ -7,7 +7,8 @@
 //! * [`Reader`]: every view, read from the store's read model (maintained as entries are
 //!   stored; rebuilt here first if it is missing or old): the timeline
 //!   ([`Reader::timeline`], paged from the newest end), the trust ledger ([`Reader::ledger`]),
-//!   weekly goals ([`Reader::goals`]), names. Nothing is verified or decrypted again: what the
+//!   weekly goals ([`Reader::goals`]), what needs the person now ([`Reader::today`], with
+//!   [`Reader::mark_looked`]), names. Nothing is verified or decrypted again: what the
 //!   store holds was verified before it was stored.
 //! * [`Writer`]: appends this device's entries (each sealed, signed and chained by the store
 //!   under its write lock, with a nonce drawn from the OS random number generator here, and
@@ -33,6 +34,7 @@
 //! ```
 
 mod reader;
+mod today;
 pub mod views;
 mod writer;
 
@@ -42,7 +44,11 @@ use anyhow::{anyhow, Result};
 use candor_shared::keys::SpaceKey;
 use candor_shared::DeviceKey;
 
-pub use reader::{Reader, TimelineEntry};
+pub use reader::{About, Reader, TimelineEntry};
+pub use today::{
+    AgreementItem, OverdueCheckin, PartnerLeft, PromiseToConfirm, SupportToAnswer, Today, WeekGoal,
+    NEW_ENTRIES_SHOWN,
+};
 pub use writer::Writer;
 
 /// A paired device: identity, space configuration and key.

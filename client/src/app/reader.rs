@@ -40,6 +40,10 @@ pub struct TimelineEntry {
     pub eta_at: Option<String>,
     /// For ledger records about another entry (a kept promise, an acknowledgement…): its id.
     pub refers_to: Option<String>,
+    /// For records about another entry: what they act on, named by its text — the promise,
+    /// agreement, support request, goal or entry (for a confirmation of a promise's status,
+    /// the promise itself); null otherwise or if that entry is not held.
+    pub about: Option<About>,
     /// For your own entries: whether your partner's device has verified it (from their signed
     /// view of your log); null for your partner's entries.
     pub seen_by_partner: Option<bool>,
@@ -50,11 +54,22 @@ pub struct TimelineEntry {
     pub time_ms: u64,
 }
 
+/// What a record acts on, as a timeline entry names it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct About {
+    /// Its id.
+    pub id: String,
+    /// Its kind (`promise`, `agreement`, `support-request`, `goal`, `checkin`, …).
+    pub kind: String,
+    /// Its text.
+    pub text: String,
+}
+
 /// Reads the views of a paired device. Cheap to open: it only checks (and, once, rebuilds)
 /// the read model.
 pub struct Reader<'a> {
-    store: &'a Store,
-    paired: &'a Paired,
+    pub(super) store: &'a Store,
+    pub(super) paired: &'a Paired,
 }
 
 impl<'a> Reader<'a> {
@@ -154,8 +169,30 @@ impl<'a> Reader<'a> {
         self.store
     }
 
+    /// What the entry `target` is, named by its text; if it is itself a record about another
+    /// (a promise's kept or missed status, which a confirmation answers), that other one.
+    /// At most two row reads.
+    fn about(&self, target: &EntryHash) -> Result<Option<About>> {
+        let me = self.paired.me();
+        let Some(row) = self.store.timeline_row(&me, target)? else {
+            return Ok(None);
+        };
+        let row = match row.refers_to {
+            Some(next) => match self.store.timeline_row(&me, &next)? {
+                Some(inner) => inner,
+                None => row,
+            },
+            None => row,
+        };
+        Ok(Some(About {
+            id: row.id.to_hex(),
+            kind: row.kind,
+            text: row.text,
+        }))
+    }
+
     /// Turns timeline rows into entries, naming the authors.
-    fn named(&self, rows: Vec<TimelineRow>) -> Result<Vec<TimelineEntry>> {
+    pub(super) fn named(&self, rows: Vec<TimelineRow>) -> Result<Vec<TimelineEntry>> {
         let me = self.paired.me();
         let seen = match self.paired.partner() {
             Some(_) => self.store.partner_has_seen()?,
@@ -165,6 +202,14 @@ impl<'a> Reader<'a> {
             true => self.partner_name()?.unwrap_or_else(|| "partner".into()),
             false => String::new(),
         };
+        let mut abouts: HashMap<EntryHash, Option<About>> = HashMap::new();
+        for row in &rows {
+            if let Some(target) = row.refers_to {
+                if let std::collections::hash_map::Entry::Vacant(slot) = abouts.entry(target) {
+                    slot.insert(self.about(&target)?);
+                }
+            }
+        }
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -186,6 +231,9 @@ impl<'a> Reader<'a> {
                     eta: row.eta.as_deref().map(timefmt::eta_time_of_day),
                     eta_at: row.eta.as_deref().and_then(timefmt::eta_json),
                     refers_to: row.refers_to.map(|h| h.to_hex()),
+                    about: row
+                        .refers_to
+                        .and_then(|t| abouts.get(&t).cloned().flatten()),
                     seen_by_partner: mine.then_some(row.seq < seen),
                     corrected_by: row.corrected_by.iter().map(|h| h.to_hex()).collect(),
                     time_ms: row.time_ms,

@@ -151,6 +151,7 @@ mod tests {
         let goal = GoalRecord::Added(GoalAdded {
             text: "walk together twice".into(),
             week: IsoWeek::parse("2026-W10").expect("week"),
+            together: false,
         });
         let d = describe(&goal.to_payload());
         assert_eq!(d.kind, "goal");

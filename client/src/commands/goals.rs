@@ -7,7 +7,7 @@ use crate::timefmt;
 use anyhow::{anyhow, bail, Result};
 use candor_shared::entry::Class;
 use candor_shared::goals::{
-    Goal, GoalAdded, GoalRecord, GoalStatus, GoalUpdate, Goals, GENTLE_LIMIT,
+    update_refused, Goal, GoalAdded, GoalRecord, GoalStatus, GoalUpdate, Goals, GENTLE_LIMIT,
 };
 use candor_shared::ledger::{iso_week, IsoWeek};
 use candor_shared::{DeviceKey, EntryHash};
@@ -51,7 +51,13 @@ fn write(ctx: &Ctx, paired: &Paired, record: GoalRecord) -> Result<EntryHash> {
 }
 
 /// `candor goal add`.
-pub fn add(ctx: &Ctx, text: &[String], week: Option<&str>, out: &mut Output) -> Result<()> {
+pub fn add(
+    ctx: &Ctx,
+    text: &[String],
+    week: Option<&str>,
+    together: bool,
+    out: &mut Output,
+) -> Result<()> {
     let paired = ctx.paired()?;
     let week = week_or_now(week)?;
     let text = joined(text)?;
@@ -60,7 +66,15 @@ pub fn add(ctx: &Ctx, text: &[String], week: Option<&str>, out: &mut Output) -> 
         .of(&me, week)
         .filter(|g| g.status != GoalStatus::Dropped)
         .count();
-    let id = write(ctx, &paired, GoalRecord::Added(GoalAdded { text, week }))?;
+    let id = write(
+        ctx,
+        &paired,
+        GoalRecord::Added(GoalAdded {
+            text,
+            week,
+            together,
+        }),
+    )?;
     out.line(id.to_hex());
     if already >= GENTLE_LIMIT {
         out.note(format!(
@@ -80,9 +94,10 @@ fn find<'g>(goals: &'g Goals, ctx: &Ctx, paired: &Paired, id: &str) -> Result<&'
             hash.short()
         )
     })?;
-    if goal.author != paired.identity.secrets.device_key() {
+    if update_refused(goal, &paired.me()).is_some() {
         bail!(
-            "this is your partner's goal: only they write its progress, or mark it done or dropped"
+            "this is your partner's goal: only they write its progress, or mark it done or \
+             dropped (a goal added with `candor goal add --together` is moved by both)"
         );
     }
     if goal.status != GoalStatus::Open {
@@ -150,6 +165,7 @@ pub fn list(ctx: &Ctx, week: Option<&str>, json_out: bool, out: &mut Output) -> 
                 json!({
                     "id": g.id.to_hex(),
                     "author": who(&paired, &g.author),
+                    "together": g.together,
                     "week": g.week.to_string(),
                     "text": g.text,
                     "status": g.status,
@@ -178,14 +194,19 @@ pub fn list(ctx: &Ctx, week: Option<&str>, json_out: bool, out: &mut Output) -> 
             "{}  {}  {:<7}  {:?}  {}",
             &g.id.to_hex()[..8],
             g.week,
-            who(&paired, &g.author),
+            if g.together {
+                "both"
+            } else {
+                who(&paired, &g.author)
+            },
             g.status,
             printable(&g.text)
         ));
         for u in &g.updates {
             let mut line = format!(
-                "    {}  {}{}",
+                "    {}  {:<7}  {}{}",
                 timefmt::short(u.time_ms),
+                who(&paired, &u.author),
                 u.what,
                 u.text
                     .as_ref()

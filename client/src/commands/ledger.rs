@@ -11,9 +11,9 @@ use crate::timefmt;
 use anyhow::{anyhow, bail, Result};
 use candor_shared::entry::Class;
 use candor_shared::ledger::{
-    iso_week, AgreementProposed, AgreementState, Confirmation, HistoryItem, Ledger, Left, Plan,
-    PromiseMade, PromiseRenegotiated, PromiseStatus, Record, Reference, SupportNeed, SupportReply,
-    SupportRequest,
+    iso_week, status_change_refused, AgreementProposed, AgreementState, Confirmation, HistoryItem,
+    Ledger, Left, Plan, PromiseMade, PromiseRenegotiated, PromiseStatus, Record, Reference,
+    SupportNeed, SupportReply, SupportRequest,
 };
 use candor_shared::payload::{kind, Payload, TextContent};
 use candor_shared::{DeviceKey, EntryHash};
@@ -171,8 +171,16 @@ pub fn promise_status(
             "only the partner who made a promise changes its status; you can confirm or dispute it"
         );
     }
-    if promise.status != PromiseStatus::Open {
-        bail!("this promise is already closed as {:?}", promise.status);
+    let renegotiating = matches!(new, PromiseStatusChange::Renegotiated { .. });
+    if let Some(reason) = status_change_refused(promise.status, renegotiating) {
+        let hint = match promise.status {
+            PromiseStatus::Missed => format!(
+                " (`candor promise renegotiate {} TEXT`)",
+                promise.id.short()
+            ),
+            _ => String::new(),
+        };
+        bail!("{reason}{hint}");
     }
     let target = promise.id;
     let (record_, said) = match new {
@@ -233,6 +241,18 @@ pub fn promise_answer(
     let Some(target) = promise.status_entry else {
         bail!("nothing to answer yet: your partner has not marked this promise kept, missed or renegotiated");
     };
+    // Only the partner answers, and only once per status: any answer held is this device's.
+    let answered = !matches!(promise.confirmation, Confirmation::None);
+    if answered {
+        bail!(
+            "you already answered this promise's current status ({}); each status is \
+             confirmed or disputed once",
+            match &promise.confirmation {
+                Confirmation::Disputed { .. } => "disputed",
+                _ => "confirmed",
+            }
+        );
+    }
     let confirmed = dispute.is_none();
     let reference = Reference {
         target,
@@ -255,14 +275,26 @@ pub fn promise_answer(
     Ok(())
 }
 
+/// Whether a promise's current status (kept, missed or renegotiated) waits for the partner's
+/// confirmation or dispute: listed by `promise list` until answered.
+fn awaiting_answer(p: &candor_shared::ledger::Promise) -> bool {
+    p.status_entry.is_some() && p.confirmation == Confirmation::None
+}
+
 /// `candor promise list`.
-pub fn promise_list(ctx: &Ctx, all: bool, json_out: bool, out: &mut Output) -> Result<()> {
+pub fn promise_list(
+    ctx: &Ctx,
+    open_only: bool,
+    all: bool,
+    json_out: bool,
+    out: &mut Output,
+) -> Result<()> {
     let paired = ctx.paired()?;
     let ledger = current(ctx, &paired)?;
     let promises: Vec<_> = ledger
         .promises
         .iter()
-        .filter(|p| all || p.status == PromiseStatus::Open)
+        .filter(|p| all || p.status == PromiseStatus::Open || (!open_only && awaiting_answer(p)))
         .collect();
     if json_out {
         let items: Vec<Value> = promises
@@ -301,7 +333,14 @@ pub fn promise_list(ctx: &Ctx, all: bool, json_out: bool, out: &mut Output) -> R
             .map(|d| format!(", due {}", timefmt::short(d)))
             .unwrap_or_default();
         let answer = match &p.confirmation {
-            Confirmation::None if p.status_entry.is_some() => ", not yet answered".to_string(),
+            Confirmation::None if p.status_entry.is_some() => {
+                if p.promiser == paired.me() {
+                    ", waiting for your partner's answer".to_string()
+                } else {
+                    ", waiting for your answer (`candor promise confirm ID` or `dispute ID`)"
+                        .to_string()
+                }
+            }
             Confirmation::None => String::new(),
             Confirmation::Confirmed { .. } => ", confirmed".into(),
             Confirmation::Disputed { note, .. } => format!(
@@ -458,6 +497,17 @@ pub fn ack(ctx: &Ctx, id: &str, note: Option<String>, out: &mut Output) -> Resul
     let (author, target) = resolve(ctx, id)?;
     if author == paired.identity.secrets.device_key() {
         bail!("that entry is yours; you acknowledge your partner's entries");
+    }
+    let me = paired.me();
+    if current(ctx, &paired)?
+        .acks
+        .iter()
+        .any(|(acked, by)| *acked == target && by.author == me)
+    {
+        bail!(
+            "you already acknowledged {}; an entry is acknowledged once",
+            target.short()
+        );
     }
     record(ctx, &paired, Record::Ack(Reference { target, note }))?;
     out.line(format!("acknowledged {}", target.short()));

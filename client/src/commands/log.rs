@@ -162,6 +162,13 @@ pub fn list(ctx: &Ctx, json: bool, limit: Option<usize>, out: &mut Output) -> Re
             r.id.get(..8).unwrap_or(&r.id),
             printable(&r.text)
         );
+        if let Some(about) = &r.about {
+            line.push_str(&format!(
+                "  [{} \"{}\"]",
+                printable(&about.kind),
+                printable(&about.text)
+            ));
+        }
         if let Some(original) = &r.replaces {
             line.push_str(&format!(
                 "  [corrects {}]",

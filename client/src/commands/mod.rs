@@ -12,6 +12,7 @@ mod log;
 mod notes;
 pub mod proof;
 mod space;
+mod today;
 mod verify;
 
 use crate::cli::{
@@ -224,8 +225,8 @@ async fn run(ctx: &Ctx, mut command: Command) -> Result<Output> {
             PromiseCommand::Dispute { id, note } => {
                 ledger::promise_answer(ctx, &id, Some(note), &mut out)?
             }
-            PromiseCommand::List { all, json, .. } => {
-                ledger::promise_list(ctx, all, json, &mut out)?
+            PromiseCommand::List { open, all, json } => {
+                ledger::promise_list(ctx, open, all, json, &mut out)?
             }
         },
         Command::Checkin { text, eta } => ledger::checkin(ctx, &text, eta, &mut out)?,
@@ -262,6 +263,7 @@ async fn run(ctx: &Ctx, mut command: Command) -> Result<Output> {
             }
             AgreementCommand::List { json } => ledger::agreement_list(ctx, json, &mut out)?,
         },
+        Command::Today { json } => today::show(ctx, json, &mut out)?,
         Command::Summary { weeks, json } => ledger::summary(ctx, weeks, json, &mut out)?,
         Command::Note(command) => match command {
             NoteCommand::List { all, json } => notes::list(ctx, all, json, &mut out)?,
@@ -286,7 +288,11 @@ async fn run(ctx: &Ctx, mut command: Command) -> Result<Output> {
             }
         },
         Command::Goal(command) => match command {
-            GoalCommand::Add { text, week } => goals::add(ctx, &text, week.as_deref(), &mut out)?,
+            GoalCommand::Add {
+                text,
+                week,
+                together,
+            } => goals::add(ctx, &text, week.as_deref(), together, &mut out)?,
             GoalCommand::Progress { id, text } => goals::update(
                 ctx,
                 &id,

@@ -272,6 +272,10 @@ pub fn show(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
     let paired = ctx.paired()?;
     let me = paired.identity.secrets.device_key();
     let partner_name = super::log::partner_name(ctx, &paired)?;
+    let left = super::ledger::current(ctx, &paired)?
+        .departures
+        .into_iter()
+        .find(|d| d.author != me);
     if json {
         out.line(serde_json::to_string_pretty(&serde_json::json!({
             "space": paired.config.space.to_hex(),
@@ -281,6 +285,10 @@ pub fn show(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
             "name": paired.identity.name,
             "partner_device": paired.config.partner.map(|p| p.device.to_hex()),
             "partner_name": partner_name,
+            "partner_left": left.as_ref().map(|d| serde_json::json!({
+                "time": crate::timefmt::rfc3339(d.time_ms),
+                "note": d.note,
+            })),
         }))?);
     } else {
         out.line(format!("space     {}", paired.config.space));
@@ -298,6 +306,16 @@ pub fn show(ctx: &Ctx, json: bool, out: &mut Output) -> Result<()> {
                     .unwrap_or_else(|| "name not received yet".into())
             )),
             None => out.line("partner   not joined yet (run `candor sync` after they join)"),
+        }
+        if let Some(d) = &left {
+            out.line(format!(
+                "left      your partner left the space on {}{}",
+                crate::timefmt::short(d.time_ms),
+                d.note
+                    .as_ref()
+                    .map(|n| format!(": {}", super::log::printable(n)))
+                    .unwrap_or_default()
+            ));
         }
     }
     Ok(())

@@ -1,9 +1,10 @@
 //! The store's small sealed values: space configuration, pull cursor, leaving, busy-only plan
-//! details, the journal, evidence, frozen logs and acknowledged counts.
+//! details, the journal, evidence, frozen logs, acknowledged counts and what the person has
+//! looked at of the partner's entries.
 
 use super::{
     decode_u64, Store, StoreError, META_ACKED, META_CURSOR, META_FROZEN, META_FUTURE,
-    META_JOURNAL_BACKUP, META_LEFT, META_SPACE,
+    META_JOURNAL_BACKUP, META_LEFT, META_PARTNER_LOOKED, META_SPACE,
 };
 use candor_shared::invite::RelayFingerprint;
 use candor_shared::journal::JournalRecord;
@@ -247,6 +248,23 @@ impl Store {
         let _guard = self.lock();
         if count > self.acknowledged_own()? {
             self.meta.insert(META_ACKED, &count.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// How many of the partner's log entries this person has looked at (`candor today` shows
+    /// those from here on as new). A local marker: never part of any entry.
+    pub fn partner_looked(&self) -> Result<u64, StoreError> {
+        Ok(decode_u64(self.meta.get(META_PARTNER_LOOKED)?, "partner marker")?.unwrap_or(0))
+    }
+
+    /// Marks the partner's entries up to `count` as looked at (never lowers the marker), durably.
+    pub fn set_partner_looked(&self, count: u64) -> Result<(), StoreError> {
+        let _guard = self.lock();
+        if count > self.partner_looked()? {
+            self.meta
+                .insert(META_PARTNER_LOOKED, &count.to_be_bytes())?;
+            self.flush()?;
         }
         Ok(())
     }

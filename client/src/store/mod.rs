@@ -175,6 +175,9 @@ const META_CURSOR: &[u8] = b"cursor";
 const META_LEFT: &[u8] = b"left";
 const META_FROZEN: &[u8] = b"frozen";
 const META_ACKED: &[u8] = b"acked_own";
+/// How many of the partner's log entries this person has looked at (`candor today`): local
+/// only, sealed like every meta value, never synced.
+const META_PARTNER_LOOKED: &[u8] = b"partner_looked";
 /// Entries flagged as dated in the future when met (see `crate::evidence`): postcard list of
 /// (id, ms ahead).
 const META_FUTURE: &[u8] = b"future_dated";

@@ -432,6 +432,42 @@ impl Store {
         Ok(out)
     }
 
+    /// The timeline rows written at or after `from_ms` (author's clock), oldest first: a range
+    /// of the time-ordered index, whatever the length of the history (what `today` reads for
+    /// recent check-ins).
+    pub fn timeline_since(&self, from_ms: u64) -> Result<Vec<TimelineRow>, StoreError> {
+        let start = timeline_key(from_ms, false, 0);
+        let end = [TIMELINE + 1];
+        self.view
+            .tree
+            .range(start..end.to_vec())
+            .map(|item| {
+                let (key, sealed) = item?;
+                decode(&self.view.open(&key, &sealed)?)
+            })
+            .collect()
+    }
+
+    /// The partner's shown timeline rows from position `from_seq` of their log on, in log
+    /// order (introductions, checkpoints and other hidden entries have no row and are
+    /// skipped): one log read and one row read per entry since `from_seq`.
+    pub fn partner_rows_from(
+        &self,
+        partner: &DeviceKey,
+        from_seq: u64,
+    ) -> Result<Vec<TimelineRow>, StoreError> {
+        let mut rows = Vec::new();
+        for item in self.log_entries(partner, from_seq) {
+            let (seq, bytes) = item?;
+            let time_ms = candor_shared::entry::peek_time(&bytes)
+                .ok_or_else(|| StoreError::Corrupt("a stored entry is truncated".into()))?;
+            if let Some(row) = self.view.get(&timeline_key(time_ms, true, seq))? {
+                rows.push(decode(&row)?);
+            }
+        }
+        Ok(rows)
+    }
+
     /// The timeline row of entry `id`, if it is shown; `me` is this device.
     pub fn timeline_row(
         &self,

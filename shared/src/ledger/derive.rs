@@ -158,6 +158,19 @@ pub struct PlanView {
     pub text: Option<String>,
 }
 
+/// A partner's leaving of the space (`space leave`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Departure {
+    /// The record's entry id.
+    pub id: EntryHash,
+    /// Who left.
+    pub author: DeviceKey,
+    /// When (author's clock, ms).
+    pub time_ms: u64,
+    /// Their words.
+    pub note: Option<String>,
+}
+
 /// A record that breaks a rule: kept, shown, never applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Invalid {
@@ -205,8 +218,30 @@ pub struct Ledger {
     pub acks: Vec<(EntryHash, HistoryItem)>,
     /// Records that broke a rule.
     pub invalid: Vec<Invalid>,
+    /// Who left the space, when, with their words (each author's first `Left` record).
+    pub departures: Vec<Departure>,
     /// Per ISO week.
     pub weeks: BTreeMap<IsoWeek, WeekSummary>,
+}
+
+/// Why a second confirmation or dispute of the same promise status is not applied.
+pub const ALREADY_ANSWERED: &str = "this status was already confirmed or disputed";
+
+/// Why a second acknowledgement of the same entry is not applied.
+pub const ALREADY_ACKNOWLEDGED: &str = "this entry was already acknowledged";
+
+/// Whether the promiser may record a status change on a promise that stands at `status`
+/// (`renegotiating`: new terms rather than kept or missed); `Some(reason)` if not. An open
+/// promise takes any change; a missed one may be agreed anew (renegotiated, which opens it
+/// again); a kept one is closed for good.
+pub fn status_change_refused(status: PromiseStatus, renegotiating: bool) -> Option<&'static str> {
+    match (status, renegotiating) {
+        (PromiseStatus::Open, _) | (PromiseStatus::Missed, true) => None,
+        (PromiseStatus::Missed, false) => Some(
+            "this promise is already closed: it was missed; renegotiate it to agree on it anew",
+        ),
+        (PromiseStatus::Kept, _) => Some("this promise is already closed: it was kept"),
+    }
 }
 
 fn item(e: &LedgerEntry, invalid: Option<String>) -> HistoryItem {
@@ -336,6 +371,14 @@ pub fn derive_records(
                     },
                 );
             }
+            Some(Record::Left(left)) if ledger.departures.iter().all(|d| d.author != e.author) => {
+                ledger.departures.push(Departure {
+                    id: e.id,
+                    author: e.author,
+                    time_ms: e.time_ms,
+                    note: left.note.clone(),
+                });
+            }
             Some(Record::Plan(p)) => ledger.plans.push(PlanView {
                 id: e.id,
                 author: e.author,
@@ -368,13 +411,15 @@ pub fn derive_records(
             promise.history.push(bad);
             continue;
         }
-        if promise.status != PromiseStatus::Open {
-            let bad = invalid(&mut ledger, e, "the promise was already closed");
+        if let Some(reason) = status_change_refused(promise.status, closing.is_none()) {
+            let bad = invalid(&mut ledger, e, reason);
             promise.history.push(bad);
             continue;
         }
         match (&e.record, closing) {
             (Some(Record::PromiseRenegotiated(r)), _) => {
+                // After a miss, renegotiating agrees the promise anew: it is open again.
+                promise.status = PromiseStatus::Open;
                 promise.text = r.text.clone();
                 promise.due_ms = r.due_ms;
                 promise.renegotiated += 1;
@@ -388,7 +433,10 @@ pub fn derive_records(
         status_of.insert(e.id, target);
     }
 
-    // Pass 3: everything that answers or refers to something.
+    // Pass 3: everything that answers or refers to something. Each partner answers a status
+    // once and acknowledges an entry once: (author, target) pairs already applied.
+    let mut answered: std::collections::HashSet<(DeviceKey, EntryHash)> = Default::default();
+    let mut acked: std::collections::HashSet<(DeviceKey, EntryHash)> = Default::default();
     for e in &sorted {
         match &e.record {
             Some(Record::StatusConfirmed(r) | Record::StatusDisputed(r)) => {
@@ -404,6 +452,11 @@ pub fn derive_records(
                         e,
                         "only the other partner confirms or disputes a promise",
                     );
+                    promise.history.push(bad);
+                    continue;
+                }
+                if !answered.insert((e.author, r.target)) {
+                    let bad = invalid(&mut ledger, e, ALREADY_ANSWERED);
                     promise.history.push(bad);
                     continue;
                 }
@@ -474,7 +527,11 @@ pub fn derive_records(
             }
             Some(Record::Ack(r)) => match author_of(&r.target) {
                 Some(author) if author != e.author => {
-                    ledger.acks.push((r.target, item(e, None)));
+                    if acked.insert((e.author, r.target)) {
+                        ledger.acks.push((r.target, item(e, None)));
+                    } else {
+                        invalid(&mut ledger, e, ALREADY_ACKNOWLEDGED);
+                    }
                 }
                 Some(_) => {
                     invalid(

@@ -13,8 +13,9 @@ mod records;
 mod week;
 
 pub use derive::{
-    count_entry, derive, derive_records, Agreement, AgreementState, Confirmation, HistoryItem,
-    Invalid, Ledger, LedgerEntry, PlanView, Promise, PromiseStatus, Support, WeekSummary,
+    count_entry, derive, derive_records, status_change_refused, Agreement, AgreementState,
+    Confirmation, Departure, HistoryItem, Invalid, Ledger, LedgerEntry, PlanView, Promise,
+    PromiseStatus, Support, WeekSummary, ALREADY_ACKNOWLEDGED, ALREADY_ANSWERED,
 };
 pub use records::{
     code, AgreementProposed, Left, Plan, PromiseMade, PromiseRenegotiated, Record, Reference,

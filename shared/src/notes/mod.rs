@@ -56,6 +56,8 @@ pub mod code {
     pub const GOAL_DONE: u16 = 0x0063;
     /// A goal dropped.
     pub const GOAL_DROPPED: u16 = 0x0064;
+    /// A shared weekly goal added, which both partners update (same content as [`GOAL`]).
+    pub const GOAL_TOGETHER: u16 = 0x0065;
 }
 
 /// The largest Automerge change bytes carried by one entry; larger changes are split into parts.
@@ -196,7 +198,7 @@ pub struct NoteInput {
 pub fn kind_name(code: u16) -> Option<&'static str> {
     match code {
         code::NOTE_EDIT => Some("note-edit"),
-        code::GOAL => Some("goal"),
+        code::GOAL | code::GOAL_TOGETHER => Some("goal"),
         code::GOAL_PROGRESS => Some("goal-progress"),
         code::GOAL_DONE => Some("goal-done"),
         code::GOAL_DROPPED => Some("goal-dropped"),

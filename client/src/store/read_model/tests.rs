@@ -119,6 +119,7 @@ fn payload(what: u8, target: EntryHash, n: usize) -> Option<Option<Payload>> {
         17 => GoalRecord::Added(GoalAdded {
             text: format!("goal {n}"),
             week,
+            together: n % 2 == 0,
         })
         .to_payload(),
         18 => GoalRecord::Progress(GoalUpdate {

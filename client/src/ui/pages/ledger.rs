@@ -75,7 +75,7 @@ fn steps(partner: &str, history: &[Step]) -> Markup {
                 ol.history {
                     @for h in history {
                         li {
-                            (when(&h.time)) " · " (who(&h.author, partner)) ": " (h.what)
+                            (when(&h.time)) " · " (who(h.author, partner)) ": " (h.what)
                             @if let Some(reason) = &h.invalid { strong { " (refused: " (reason) ")" } }
                         }
                     }
@@ -90,7 +90,7 @@ fn promise(chrome: &Chrome, partner: &str, p: &Promise) -> Markup {
     html! {
         li.card {
             p {
-                strong { (who(&p.promiser, partner)) } " promised: " q { (p.text) }
+                strong { (who(p.promiser, partner)) } " promised: " q { (p.text) }
                 @if let Some(due) = &p.due { " · due " (when(due)) }
             }
             p.status {
@@ -138,7 +138,7 @@ fn agreement(chrome: &Chrome, partner: &str, a: &Agreement) -> Markup {
         li.card {
             p { q { (a.text) } }
             p.status {
-                (label(&a.state)) " · proposed by " (who(&a.proposer, partner)) " · review " (when(&a.review))
+                (label(&a.state)) " · proposed by " (who(a.proposer, partner)) " · review " (when(&a.review))
                 @if a.due_for_review { strong { " · due for review" } }
             }
             div.actions {
@@ -199,7 +199,7 @@ pub fn plans(chrome: &Chrome, partner: &str, days: &[u64], plans: &[Plan]) -> Ma
                     ul.plain {
                         @for p in day_plans {
                             li {
-                                (when(&p.when)) " · " (who(&p.author, partner)) ": "
+                                (when(&p.when)) " · " (who(p.author, partner)) ": "
                                 @match (&p.text, p.busy_only) {
                                     (Some(text), true) => { (text) " " em { "(shared as busy)" } }
                                     (Some(text), false) => { (text) }

@@ -62,7 +62,7 @@ fn item(chrome: &Chrome, partner: &str, entry: &Entry) -> Markup {
         li.entry.mine[mine].theirs[!mine] {
             p.meta {
                 span.kind { (label(&entry.kind)) }
-                " · " (who(&entry.author, partner)) " · "
+                " · " (who(entry.author, partner)) " · "
                 time datetime=(entry.time) { (when(&entry.time)) }
             }
             p.text { (entry.text) }

@@ -14,7 +14,7 @@ pub fn page_of(chrome: &Chrome, partner: &str, goals: &[Goal], weeks: &[Week]) -
             ul.cards {
                 @for g in goals {
                     li.card {
-                        p { strong { (who(&g.author, partner)) } ": " (g.text) }
+                        p { strong { (who(g.author, partner)) } ": " (g.text) }
                         p.status { (super::label(&g.status)) }
                         @if !g.updates.is_empty() {
                             ol.history {

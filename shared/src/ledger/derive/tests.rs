@@ -106,15 +106,6 @@ fn only_the_promiser_changes_status_and_only_the_partner_answers() {
     );
     let self_confirm = logs.write(A, T0 + 3, Record::StatusConfirmed(reference(missed)));
     let late = logs.write(A, T0 + 4, Record::PromiseKept(reference(p)));
-    let reneg_closed = logs.write(
-        A,
-        T0 + 5,
-        Record::PromiseRenegotiated(PromiseRenegotiated {
-            promise: p,
-            text: "y".into(),
-            due_ms: None,
-        }),
-    );
     let dispute = logs.write(
         B,
         T0 + 6,
@@ -132,7 +123,7 @@ fn only_the_promiser_changes_status_and_only_the_partner_answers() {
         Confirmation::Disputed { .. }
     ));
     let invalid: Vec<EntryHash> = ledger.invalid.iter().map(|i| i.id).collect();
-    for id in [forged, self_confirm, late, reneg_closed, nowhere] {
+    for id in [forged, self_confirm, late, nowhere] {
         assert!(invalid.contains(&id), "{id:?} should be invalid");
     }
     assert!(!invalid.contains(&dispute));
@@ -322,4 +313,102 @@ fn records_about_missing_or_wrong_targets_are_invalid() {
     ] {
         assert!(invalid.contains(&id), "{id:?} should be invalid");
     }
+}
+
+fn promise(logs: &mut Logs, text: &str) -> EntryHash {
+    logs.write(
+        A,
+        T0,
+        Record::PromiseMade(PromiseMade {
+            text: text.into(),
+            due_ms: None,
+        }),
+    )
+}
+
+fn renegotiate(logs: &mut Logs, time_ms: u64, p: EntryHash, text: &str) -> EntryHash {
+    logs.write(
+        A,
+        time_ms,
+        Record::PromiseRenegotiated(PromiseRenegotiated {
+            promise: p,
+            text: text.into(),
+            due_ms: None,
+        }),
+    )
+}
+
+#[test]
+fn a_missed_promise_is_agreed_anew_by_renegotiating_it() {
+    let mut logs = Logs::new();
+    let p = promise(&mut logs, "walk on Sunday");
+    let missed = logs.write(A, T0 + 1, Record::PromiseMissed(reference(p)));
+    logs.write(B, T0 + 2, Record::StatusConfirmed(reference(missed)));
+    let again = renegotiate(&mut logs, T0 + 3, p, "walk on Saturday");
+    let ledger = derive(&logs.entries, T0);
+    let promise_now = &ledger.promises[0];
+    assert!(ledger.invalid.is_empty(), "{:?}", ledger.invalid);
+    assert_eq!(
+        (promise_now.status, promise_now.text.as_str()),
+        (PromiseStatus::Open, "walk on Saturday")
+    );
+    assert_eq!(promise_now.status_entry, Some(again));
+    assert_eq!(promise_now.confirmation, Confirmation::None);
+    // The miss stays counted; the promise can now be kept.
+    let week = &ledger.weeks[&iso_week(T0)];
+    assert_eq!((week.promises_missed, week.promises_renegotiated), (1, 1));
+    logs.write(A, T0 + 4, Record::PromiseKept(reference(p)));
+    assert_eq!(
+        derive(&logs.entries, T0).promises[0].status,
+        PromiseStatus::Kept
+    );
+}
+
+#[test]
+fn a_kept_promise_stays_closed_and_a_missed_one_is_not_kept_later() {
+    assert_eq!(status_change_refused(PromiseStatus::Open, false), None);
+    assert_eq!(status_change_refused(PromiseStatus::Missed, true), None);
+    assert!(status_change_refused(PromiseStatus::Missed, false).is_some());
+    assert!(status_change_refused(PromiseStatus::Kept, true).is_some());
+    let mut logs = Logs::new();
+    let p = promise(&mut logs, "tidy up");
+    logs.write(A, T0 + 1, Record::PromiseKept(reference(p)));
+    let late = renegotiate(&mut logs, T0 + 2, p, "tidy up twice");
+    let ledger = derive(&logs.entries, T0);
+    assert_eq!(ledger.promises[0].status, PromiseStatus::Kept);
+    assert_eq!(ledger.promises[0].text, "tidy up");
+    assert_eq!(ledger.invalid[0].id, late);
+}
+
+#[test]
+fn a_status_is_answered_once_and_an_entry_acknowledged_once() {
+    let mut logs = Logs::new();
+    let p = promise(&mut logs, "call mum");
+    let kept = logs.write(A, T0 + 1, Record::PromiseKept(reference(p)));
+    logs.write(B, T0 + 2, Record::StatusConfirmed(reference(kept)));
+    let again = logs.write(B, T0 + 3, Record::StatusConfirmed(reference(kept)));
+    let changed_mind = logs.write(B, T0 + 4, Record::StatusDisputed(reference(kept)));
+    let ack = logs.write(B, T0 + 5, Record::Ack(reference(p)));
+    let ack_again = logs.write(B, T0 + 6, Record::Ack(reference(p)));
+    let ledger = derive(&logs.entries, T0);
+    assert_eq!(
+        ledger.promises[0].confirmation,
+        Confirmation::Confirmed { time_ms: T0 + 2 },
+        "the first answer stands"
+    );
+    let reasons: Vec<(EntryHash, &str)> = ledger
+        .invalid
+        .iter()
+        .map(|i| (i.id, i.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (again, ALREADY_ANSWERED),
+            (changed_mind, ALREADY_ANSWERED),
+            (ack_again, ALREADY_ACKNOWLEDGED)
+        ]
+    );
+    assert_eq!(ledger.acks.len(), 1);
+    assert_eq!(ledger.acks[0].1.id, ack);
 }
