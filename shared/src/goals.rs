@@ -244,7 +244,12 @@ pub fn derive(entries: &[GoalEntry]) -> Goals {
             );
         }
     }
-    for e in &sorted {
+    // Updates are applied in time order: a shared goal is moved by both partners, so one
+    // author's whole log before the other's would close a goal before an earlier update from
+    // the other partner and call that update late.
+    let mut updates = sorted.clone();
+    updates.sort_by_key(|e| (e.time_ms, e.author, e.seq, e.id));
+    for e in &updates {
         let (update, what, status) = match &e.record {
             GoalRecord::Added(_) => continue,
             GoalRecord::Progress(u) => (u, "progress", None),
