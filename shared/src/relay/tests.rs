@@ -2,44 +2,10 @@
 
 use super::memory::MemoryStore;
 use super::*;
-use crate::entry::{Class, Draft, PartnerSeen};
 use crate::invite::InviteSecret;
 use crate::keys::{DeviceSecrets, SpaceKey};
-use crate::payload::{kind, Payload, TextContent};
 
-use super::contract::{card, device, login, EXPORTER, SPACE};
-
-fn entry(d: &DeviceSecrets, key: &SpaceKey, seq: u64, prev: EntryHash, text: &str) -> Entry {
-    entry_of_kind(d, key, seq, prev, text)
-}
-
-fn entry_of_kind(
-    d: &DeviceSecrets,
-    key: &SpaceKey,
-    seq: u64,
-    prev: EntryHash,
-    text: &str,
-) -> Entry {
-    let draft = Draft {
-        class: Class::Shared,
-        space: SPACE,
-        seq,
-        prev,
-        time_ms: 1000 + seq,
-        partner_seen: PartnerSeen::default(),
-        nonce: [seq as u8; 24],
-    };
-    let payload = Payload::text(
-        kind::NOTE,
-        &TextContent {
-            text: text.into(),
-            replaces: None,
-            original_time_ms: None,
-            eta: None,
-        },
-    );
-    Entry::seal(draft, &payload, key, d).unwrap()
-}
+use super::contract::{card, device, entry, login, EXPORTER, SPACE};
 
 /// A relay with a space created by device 1 and joined by device 2.
 fn paired() -> (Relay<MemoryStore>, Session, Session, SpaceKey) {
